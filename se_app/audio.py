@@ -1,0 +1,178 @@
+"""The one I/O boundary for audio: reading, validation, channel policy, resampling and safe writing.
+
+Everything inside the package works on float32 at the model rate; this module converts in and back out.
+Errors are :class:`AudioError` and always name the file and the reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au",
+                    ".snd", ".caf", ".w64", ".rf64", ".wv"}
+CHANNEL_POLICIES = ("each", "mix")
+BLOCK_SECONDS = 10.0
+
+
+class AudioError(ValueError):
+    """A file that cannot be enhanced; the message names the file and the reason."""
+
+    def __init__(self, path: "str | os.PathLike", reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Header of an audio file; raises AudioError when it is not readable audio or holds no samples."""
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(path, "no such file")
+    try:
+        info = sf.info(str(p))
+    except Exception as e:  # libsndfile raises several types; all mean "not audio we can read"
+        raise AudioError(path, f"not a readable audio file ({_short(e)})") from None
+    if info.frames <= 0:
+        raise AudioError(path, "the file holds zero audio frames")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(path, "invalid header (sample rate or channel count is zero)")
+    return AudioInfo(str(p), info.samplerate, info.channels, info.frames, info.format, info.subtype)
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def check_finite(x: np.ndarray, path: str | os.PathLike) -> None:
+    if not np.isfinite(x).all():
+        raise AudioError(path, "the audio holds non-finite samples (NaN or Inf)")
+
+
+def iter_blocks(info: AudioInfo, seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """Blocks (N, C) float32 of a file, so that long recordings never sit in memory whole."""
+    block = max(1, int(seconds * info.sample_rate))
+    try:
+        with sf.SoundFile(info.path) as f:
+            for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                check_finite(x, info.path)
+                yield x
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(info.path, f"reading failed ({_short(e)})") from None
+
+
+def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Whole file as float32 (N, C) and its sample rate (for short clips; files use :func:`iter_blocks`)."""
+    info = probe(path)
+    return np.concatenate(list(iter_blocks(info)), axis=0), info.sample_rate
+
+
+def as_2d(x: np.ndarray) -> np.ndarray:
+    """(N,) or (N, C) -> float32 (N, C)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"audio must be (N,) or (N, C), got shape {x.shape}")
+    return x
+
+
+def to_model_channels(x: np.ndarray, policy: str) -> np.ndarray:
+    """(N, C) -> (N, C') by the channel policy: ``each`` keeps channels, ``mix`` averages them to one."""
+    if policy not in CHANNEL_POLICIES:
+        raise ValueError(f"channel policy must be one of {CHANNEL_POLICIES}, got {policy!r}")
+    return x if policy == "each" else x.mean(axis=1, keepdims=True)
+
+
+def from_model_channels(y: np.ndarray, channels: int) -> np.ndarray:
+    """(N, C') -> (N, channels): a mixed (mono) result is written to every output channel."""
+    return y if y.shape[1] == channels else np.repeat(y, channels, axis=1)
+
+
+class Resampler:
+    """Streaming soxr resampler for (N, C) blocks; identity when the rates match."""
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int):
+        self.same = in_rate == out_rate
+        self.stream = None if self.same else soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32")
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.same:
+            return x
+        return self.stream.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
+
+
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad (N, C) to exactly n frames (resamplers may be off by a sample)."""
+    if len(y) >= n:
+        return y[:n]
+    return np.concatenate([y, np.zeros((n - len(y), y.shape[1]), y.dtype)], axis=0)
+
+
+def output_subtype(fmt: str, subtype: str) -> str:
+    """The input's subtype when the format can write it, else the format's default."""
+    return subtype if sf.check_format(fmt, subtype) else sf.default_subtype(fmt)
+
+
+def is_integer_subtype(subtype: str) -> bool:
+    return subtype.startswith("PCM") or subtype in ("ULAW", "ALAW")
+
+
+def peak_gain(peak: float, subtype: str) -> float:
+    """Gain that keeps an integer-PCM output from clipping: peaks above full scale are scaled to 0.999
+    (and logged) rather than wrapped or silently clipped.  Float outputs keep their values."""
+    if is_integer_subtype(subtype) and peak > 1.0:
+        return 0.999 / peak
+    return 1.0
+
+
+def atomic_path(dst: Path) -> Path:
+    """A temporary name beside dst (same folder, so the final rename is atomic)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part" + dst.suffix, dir=dst.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write(path: str | os.PathLike, y: np.ndarray, sample_rate: int, subtype: str | None = None,
+          fmt: str | None = None) -> None:
+    """Write (N,) or (N, C) atomically; integer subtypes are protected from clipping by :func:`peak_gain`."""
+    dst = Path(path)
+    y = as_2d(y)
+    fmt = fmt or (sf.available_formats() and Path(dst).suffix[1:].upper()) or "WAV"
+    if fmt not in sf.available_formats():
+        fmt = "WAV"
+    subtype = output_subtype(fmt, subtype or sf.default_subtype(fmt))
+    gain = peak_gain(float(np.abs(y).max(initial=0.0)), subtype)
+    if gain != 1.0:
+        log.warning("%s: output peak above full scale, scaled by %.1f dB to avoid clipping", dst, 20 * np.log10(gain))
+    tmp = atomic_path(dst)
+    try:
+        sf.write(str(tmp), y * gain, sample_rate, subtype=subtype, format=fmt)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)

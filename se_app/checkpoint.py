@@ -1,0 +1,122 @@
+"""Checkpoint files: format version, config dicts, weights, provenance and scores; no pickled code.
+
+A checkpoint is a plain dict of tensors, strings and numbers saved with ``torch.save`` and read with
+``torch.load(weights_only=True)``.  MPO models store only their local tensors.  Pruned models store each
+masked matrix sparsely (flat int32 indices + values), so the file size reflects the compression.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .model import MaskNet, ModelConfig
+from .stft import STFTConfig
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+def _sparse_state(model: MaskNet) -> dict[str, torch.Tensor]:
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if model.cfg.kind != "pruned":
+        return state
+    out = {}
+    for k, v in state.items():
+        if k.startswith("core.mask"):
+            continue
+        if k.startswith("core.weights."):
+            idx = k.rsplit(".", 1)[1]
+            mask = state[f"core.mask{idx}"].flatten()
+            nz = mask.nonzero().flatten()
+            out[f"{k}.indices"] = nz.to(torch.int32)
+            out[f"{k}.values"] = v.flatten()[nz]
+            out[f"{k}.shape"] = torch.tensor(v.shape, dtype=torch.int64)
+        else:
+            out[k] = v
+    return out
+
+
+def _dense_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        if k.endswith(".indices"):
+            base = k[: -len(".indices")]
+            shape = tuple(int(s) for s in state[f"{base}.shape"])
+            w = torch.zeros(shape).flatten()
+            m = torch.zeros_like(w)
+            w[v.long()] = state[f"{base}.values"]
+            m[v.long()] = 1.0
+            out[base] = w.view(shape)
+            out[f"core.mask{base.rsplit('.', 1)[1]}"] = m.view(shape)
+        elif not (k.endswith(".values") or k.endswith(".shape")):
+            out[k] = v
+    return out
+
+
+def make(model: MaskNet, stft_cfg: STFTConfig, provenance: dict | None = None,
+         scores: dict | None = None) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "stft": stft_cfg.to_dict(),
+        "model": model.cfg.to_dict(),
+        "state": _sparse_state(model),
+        "params": model.effective_params(),
+        "rate": model.rate(),
+        "provenance": provenance or {},
+        "scores": scores or {},
+    }
+
+
+def save(path: str | os.PathLike, model: MaskNet, stft_cfg: STFTConfig, provenance: dict | None = None,
+         scores: dict | None = None, extra: dict | None = None) -> None:
+    """Write atomically (temporary file, then rename)."""
+    ckpt = make(model, stft_cfg, provenance, scores)
+    if extra:
+        ckpt.update(extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
+def read(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ValueError(f"{path}: not a se_app checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise ValueError(f"{path}: not a se_app checkpoint (no format_version)")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this se_app "
+                         f"({FORMAT_VERSION}); upgrade se_app")
+    return ckpt
+
+
+def model_from(ckpt: dict[str, Any]) -> tuple[MaskNet, STFTConfig]:
+    model = MaskNet(ModelConfig.from_dict(ckpt["model"]))
+    model.load_state_dict(_dense_state(ckpt["state"]))
+    model.eval()
+    return model, STFTConfig(**ckpt["stft"])
+
+
+def load(path: str | os.PathLike) -> tuple[MaskNet, STFTConfig, dict[str, Any]]:
+    """(model in eval mode, STFT config, the whole checkpoint dict)."""
+    ckpt = read(path)
+    model, stft_cfg = model_from(ckpt)
+    return model, stft_cfg, ckpt
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,186 @@
+"""``se-app``: enhance, models, train, make-testset, evaluate.  A thin shell over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+
+from . import registry
+from .audio import CHANNEL_POLICIES
+
+log = logging.getLogger("se_app")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def cmd_enhance(a: argparse.Namespace) -> int:
+    from .batch import enhance_all
+    from .enhancer import Enhancer
+
+    try:
+        enh = Enhancer.load(a.model, atten_limit_db=a.atten_limit)
+    except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    print(f"model {enh.name}: {enh.info['kind']}, {enh.info['params']:,} params, rate {enh.info['rate']:.1f}x",
+          file=sys.stderr)
+    try:
+        summary = enhance_all(enh, a.inputs, a.output, a.suffix, a.overwrite, a.channels, progress=not a.quiet,
+                              report=lambda s: print(s, file=sys.stderr))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {summary.line()}", file=sys.stderr)
+    for src, why in summary.failed:
+        print(f"  failed: {src}: {why}", file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    rows = registry.listing()
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no models registered in", registry.models_dir() / registry.REGISTRY)
+        return 0
+    print(f"{'name':<14} {'kind':<7} {'rate':>7} {'params':>9} {'size':>9}  scores")
+    for r in rows:
+        sc = r["scores"].get("devtest", {}) if isinstance(r["scores"], dict) else {}
+        s = ", ".join(f"{k} {v:.3f}" for k, v in sc.items() if isinstance(v, (int, float)))
+        mark = "*" if r["default"] else " "
+        print(f"{r['name'] + mark:<14} {r['kind']:<7} {r['rate']:>6.1f}x {r['params']:>9,} "
+              f"{r['size_bytes'] / 1024:>7.0f}KB  {s}")
+    print("* default")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .model import ModelConfig
+    from .train import TrainConfig, train
+
+    conf = {}
+    if a.config:
+        with open(a.config) as f:
+            conf = json.load(f)
+    tc = {k.name: getattr(a, k.name) for k in fields(TrainConfig) if getattr(a, k.name, None) is not None}
+    train_cfg = TrainConfig.from_dict({**conf.get("train", {}), **tc})
+    mc = dict(conf.get("model", {}))
+    mc.update({k: v for k, v in {"kind": a.kind, "hidden": a.hidden, "layers": a.layers,
+                                 "n_factors": a.factors}.items() if v is not None})
+    if a.bonds:
+        mc["bonds"] = tuple(a.bonds)
+    if a.rate is not None:
+        if mc.get("kind") == "mpo":
+            mc["mpo_rate"] = a.rate
+        elif mc.get("kind") == "pruned":
+            mc["sparsity"] = 1.0 - 1.0 / a.rate
+    model_cfg = ModelConfig.from_dict(mc)
+    if not (a.data or (a.speech_dir and a.noise_dir)):
+        print("se-app: error: give --data MANIFEST_DIR or both --speech-dir and --noise-dir", file=sys.stderr)
+        return 2
+    row = train(model_cfg, train_cfg, a.output, a.data, a.speech_dir, a.noise_dir, resume=a.resume,
+                threads=a.threads, max_minutes=a.max_minutes, init_from=a.init_from, progress=not a.quiet)
+    print(json.dumps(row))
+    return 0
+
+
+def cmd_make_testset(a: argparse.Namespace) -> int:
+    from .testset import make_testset
+
+    n = make_testset(a.output, a.data, a.split, a.snrs, a.seed, a.speech_dir, a.noise_dir, progress=not a.quiet)
+    print(f"wrote {n} pairs to {a.output}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    names = None if a.models == "all" else [m for m in a.models.split(",") if m]
+    try:
+        evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
+    except (FileNotFoundError, ValueError, registry.ModelNotFound) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="se-app", description="MPO-LSTM speech enhancement")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    e = sub.add_parser("enhance", help="enhance files and folders")
+    e.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
+    e.add_argument("-o", "--output", required=True, help="output folder (same relative paths)")
+    e.add_argument("--model", default=None, help="registry name or checkpoint path (default: registry default)")
+    e.add_argument("--suffix", default="", help="added to each output file name before the extension")
+    e.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    e.add_argument("--channels", choices=CHANNEL_POLICIES, default="each",
+                   help="each: enhance every channel on its own; mix: enhance the downmix, write it to all")
+    e.add_argument("--atten-limit", type=float, default=None, metavar="DB",
+                   help="limit noise attenuation to DB decibels (a mask floor); default: no limit")
+    e.set_defaults(fn=cmd_enhance)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_models)
+
+    t = sub.add_parser("train", help="train a model")
+    t.add_argument("--data", help="folder with manifest.csv (e.g. ../shared/data)")
+    t.add_argument("--speech-dir")
+    t.add_argument("--noise-dir")
+    t.add_argument("-o", "--output", required=True, help="run folder (last.pt, best.pt, log.csv)")
+    t.add_argument("--config", help="JSON file with {'model': {...}, 'train': {...}}")
+    t.add_argument("--kind", choices=["dense", "mpo", "pruned"])
+    t.add_argument("--rate", type=float, help="compression rate of W and U (mpo, pruned)")
+    t.add_argument("--bonds", type=int, nargs="+", help="MPO bond dimensions (instead of --rate)")
+    t.add_argument("--hidden", type=int)
+    t.add_argument("--layers", type=int)
+    t.add_argument("--factors", type=int, help="MPO factors per matrix (2..5)")
+    t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
+    for f in ("steps", "batch", "epoch_steps", "seed", "valid_count", "valid_pesq_count", "warmup"):
+        t.add_argument("--" + f.replace("_", "-"), dest=f, type=int)
+    for f in ("seconds", "lr", "prune_start", "prune_end"):
+        t.add_argument("--" + f.replace("_", "-"), dest=f, type=float)
+    t.add_argument("--loss", choices=["irm", "irm+mag"])
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    t.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("make-testset", help="write a noisy/clean dev test set")
+    s.add_argument("--data", help="folder with manifest.csv")
+    s.add_argument("--speech-dir")
+    s.add_argument("--noise-dir")
+    s.add_argument("--split", default="test")
+    s.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(fn=cmd_make_testset)
+
+    v = sub.add_parser("evaluate", help="score models on a noisy/clean test set")
+    v.add_argument("--testset", required=True, help="folder with noisy/ and clean/")
+    v.add_argument("--models", default="all", help="'all' or comma-separated registry names / paths")
+    v.add_argument("-o", "--output", required=True)
+    v.add_argument("--workers", type=int, default=2, help="processes for scoring")
+    v.add_argument("--limit", type=int, default=None, help="score only the first N files")
+    v.set_defaults(fn=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    _setup_logging(a.verbose)
+    if getattr(a, "snrs", None):
+        a.snrs = [int(x) if float(x).is_integer() else x for x in a.snrs]
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Evaluation: score the noisy input and every model on a noisy/clean folder pair.
+
+Writes ``per_file.csv`` (one row per system and file: scores and their improvement over the noisy input),
+``summary.json``, ``summary.md`` (the paper's layout: rows noisy, dense, then rate x method; columns per
+SNR and average) and ``rates.png`` (PESQ and STOI against compression rate).  Scoring runs in a process pool.
+Files PESQ rejects score NaN and are counted.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import audio, registry
+from .enhancer import Enhancer
+from .metrics import METRICS, scores
+from .testset import pairs, snr_of
+
+log = logging.getLogger(__name__)
+
+
+def _mono(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=1) if x.ndim == 2 else x
+
+
+def _score_job(args) -> dict:
+    clean, est, rate = args
+    return scores(clean, est, rate)
+
+
+def _systems(names: list[str] | None) -> list[str]:
+    if names:
+        return names
+    rows = registry.listing()
+    if not rows:
+        raise registry.ModelNotFound("no models registered; pass --models NAME_OR_PATH")
+    return [r["name"] for r in rows]
+
+
+def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,
+             limit: int | None = None, progress: bool = True) -> dict:
+    """Score noisy input and models; returns the summary dict (also written to out_dir)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = pairs(testset)[:limit]
+    loaded = [(audio.read(n), audio.read(c), n.name) for n, c in files]
+    names = _systems(models)
+    rows: list[dict] = []
+    meta: dict[str, dict] = {"noisy": {"kind": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(n[0]), c[1])))
+                for n, c, name in loaded]
+        for model_name in names:
+            enh = Enhancer.load(model_name)
+            path, _ = registry.resolve(model_name)
+            spent, dur = 0.0, 0.0
+            for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress):
+                t0 = time.perf_counter()
+                y = enh.enhance(x, sr)
+                spent += time.perf_counter() - t0
+                dur += len(x) / sr
+                jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(y), c[1]))))
+            meta[enh.name] = {"kind": enh.info["kind"], "rate": enh.info["rate"], "params": enh.info["params"],
+                              "size_bytes": path.stat().st_size, "rtf": spent / max(dur, 1e-9)}
+        for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
+            rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
+    base = {(r["file"]): r for r in rows if r["system"] == "noisy"}
+    for r in rows:
+        for m in METRICS:
+            r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
+    _write_csv(out / "per_file.csv", rows)
+    summary = _summarise(rows, meta)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    (out / "summary.md").write_text(markdown(summary))
+    plot(summary, out / "rates.png")
+    log.info("wrote %s", ", ".join(str(out / f) for f in ("per_file.csv", "summary.json", "summary.md", "rates.png")))
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    cols = ["system", "file", "snr", *METRICS, *(f"{m}_improvement" for m in METRICS)]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in cols})
+
+
+def _mean(vals: list[float]) -> float:
+    v = [x for x in vals if not math.isnan(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _snr_key(s: str) -> float:
+    return math.inf if s == "all" else float(s)
+
+
+def _summarise(rows: list[dict], meta: dict) -> dict:
+    snrs = sorted({r["snr"] for r in rows}, key=_snr_key)
+    out = {"snrs": snrs, "files": len({r["file"] for r in rows}), "systems": {}}
+    for system, m in meta.items():
+        mine = [r for r in rows if r["system"] == system]
+        entry = dict(m)
+        entry["pesq_nan"] = sum(1 for r in mine if math.isnan(r["pesq"]))
+        for metric in METRICS:
+            entry[metric] = {s: _mean([r[metric] for r in mine if r["snr"] == s]) for s in snrs}
+            entry[metric]["avg"] = _mean([r[metric] for r in mine])
+        out["systems"][system] = entry
+    return out
+
+
+def _order(summary: dict) -> list[str]:
+    sy = summary["systems"]
+    rank = {"noisy": 0, "dense": 1}
+    return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 2), sy[n]["rate"] or 0, sy[n]["kind"], n))
+
+
+def markdown(summary: dict) -> str:
+    snrs = summary["snrs"]
+    lines = [f"Files: {summary['files']} per system.  PESQ NaN (rejected) counts are listed per system.", ""]
+    for metric, label in (("pesq", "PESQ"), ("stoi", "STOI"), ("estoi", "ESTOI"), ("si_sdr", "SI-SDR (dB)")):
+        head = ["system", "method", "rate"] + [f"{s} dB" if s != "all" else "all" for s in snrs] + ["avg"]
+        lines += [f"### {label}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name in _order(summary):
+            e = summary["systems"][name]
+            rate = f"{e['rate']:.1f}x" if e["rate"] else "-"
+            vals = [f"{e[metric][s]:.3f}" for s in snrs] + [f"**{e[metric]['avg']:.3f}**"]
+            lines.append("| " + " | ".join([name, e["kind"], rate] + vals) + " |")
+        lines.append("")
+    lines += ["### Models", "", "| system | method | rate | params | file size | RTF (1 thread) | PESQ NaN |",
+              "|---|---|---|---|---|---|---|"]
+    for name in _order(summary):
+        e = summary["systems"][name]
+        rate = f"{e['rate']:.1f}x" if e["rate"] else "-"
+        lines.append(f"| {name} | {e['kind']} | {rate} | {e['params']:,} | {e['size_bytes'] / 1024:.0f} KB | "
+                     f"{e['rtf']:.4f} | {e['pesq_nan']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sy = summary["systems"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "pesq", "PESQ"), (axes[1], "stoi", "STOI")):
+        for kind, style in (("mpo", "o-"), ("pruned", "s--")):
+            pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if e["kind"] == kind)
+            if pts:
+                ax.plot(*zip(*pts), style, label=kind)
+        for kind, style in (("dense", "k-"), ("noisy", "k:")):
+            for e in (e for e in sy.values() if e["kind"] == kind):
+                ax.axhline(e[metric]["avg"], linestyle=style[1:], color="k", label=kind)
+        ax.set_xscale("log")
+        ax.set_xlabel("compression rate of W and U (x)")
+        ax.set_ylabel(f"{label} (average)")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,103 @@
+"""The causal mask estimator: log-power features -> recurrent core -> linear -> sigmoid mask (257 bins)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from . import mpo
+from .cores import DenseLSTM, MPOLSTM, PrunedLSTM, RecurrentCore, State
+
+KINDS = ("dense", "mpo", "pruned")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a mask estimator.  ``bonds`` (MPO bond dimensions) and ``sparsity`` (pruned share of W and U)
+    are the compression settings; ``mpo_rate`` is only a request that :func:`resolve` turns into bonds."""
+
+    kind: str = "dense"
+    n_bins: int = 257
+    hidden: int = 256
+    layers: int = 2
+    n_factors: int = 4
+    bonds: tuple[int, ...] = field(default_factory=tuple)
+    mpo_rate: float = 0.0
+    sparsity: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["bonds"] = list(self.bonds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["bonds"] = tuple(d.get("bonds", ()))
+        return cls(**d)
+
+    def resolve(self) -> "ModelConfig":
+        """Fill in bond dimensions from ``mpo_rate`` when they are not given."""
+        if self.kind != "mpo" or self.bonds:
+            return self
+        if self.mpo_rate <= 0:
+            raise ValueError("an mpo model needs bonds or mpo_rate")
+        h = self.hidden
+        shapes = [(4 * h, self.n_bins if k == 0 else h) for k in range(self.layers)]
+        shapes = [s for r, c in shapes for s in ((r, c), (4 * h, h))]
+        bonds = tuple(mpo.solve_bond_dims(shapes, self.n_factors, self.mpo_rate))
+        return ModelConfig(**{**asdict(self), "bonds": bonds})
+
+
+def build_core(cfg: ModelConfig) -> RecurrentCore:
+    if cfg.kind == "dense":
+        return DenseLSTM(cfg.n_bins, cfg.hidden, cfg.layers)
+    if cfg.kind == "pruned":
+        return PrunedLSTM(cfg.n_bins, cfg.hidden, cfg.layers)
+    if cfg.kind == "mpo":
+        cfg = cfg.resolve()
+        return MPOLSTM(cfg.n_bins, cfg.hidden, cfg.layers, cfg.n_factors, list(cfg.bonds))
+    raise ValueError(f"unknown model kind {cfg.kind!r}; expected one of {KINDS}")
+
+
+class MaskNet(nn.Module):
+    """Causal mask estimator.  Features are normalised with fixed per-bin statistics (set from training
+    data), so there is no look-ahead anywhere: frame t's mask depends on frames <= t only."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.resolve()
+        self.register_buffer("feat_mean", torch.zeros(cfg.n_bins))
+        self.register_buffer("feat_std", torch.ones(cfg.n_bins))
+        self.core = build_core(self.cfg)
+        self.out = nn.Linear(cfg.hidden, cfg.n_bins)
+
+    def normalise(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.feat_mean) / self.feat_std
+
+    def forward(self, feats: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """feats: (B, T, F) log power -> mask (B, T, F) in (0, 1), state ((L, B, H), (L, B, H))."""
+        y, state = self.core(self.normalise(feats), state)
+        return torch.sigmoid(self.out(y)), state
+
+    def step(self, feats: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One frame: feats (B, F) -> mask (B, F); same numbers as forward, per-frame cell."""
+        y, state = self.core.step(self.normalise(feats), state)
+        return torch.sigmoid(self.out(y)), state
+
+    def effective_params(self) -> int:
+        """Numbers the model stores: recurrent core (MPO entries or non-zeros) + biases + output layer."""
+        rest = sum(p.numel() for n, p in self.named_parameters() if not n.startswith("core.weights")
+                   and not n.startswith("core.cores"))
+        return self.core.effective_params() + rest
+
+    def dense_params(self) -> int:
+        """Parameters of the dense model of the same shape."""
+        rest = sum(p.numel() for n, p in self.named_parameters() if not n.startswith("core.weights")
+                   and not n.startswith("core.cores"))
+        return self.core.dense_count() + rest
+
+    def rate(self) -> float:
+        """Compression rate of the recurrent weights W and U (dense count / stored count)."""
+        return self.core.rate()

@@ -1,0 +1,182 @@
+"""Matrix product operators (MPO): factorising a weight matrix into a chain of small local tensors.
+
+A matrix W of shape (J, I) (J outputs, I inputs) is viewed as a tensor with indices
+(j1..jn, i1..in), J = prod j_k, I = prod i_k, and written as
+``W[(j1..jn), (i1..in)] = sum_{d} C1[1, i1, j1, d1] C2[d1, i2, j2, d2] ... Cn[d(n-1), in, jn, 1]``.
+Local tensor k has shape (D(k-1), i_k, j_k, D(k)); the bond dimensions D(k) set the compression.
+Sizes that do not factor well (257 bins, say) are zero-padded to the nearest size that does.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from functools import lru_cache
+
+import torch
+
+
+@lru_cache(maxsize=None)
+def _factorisations(n: int, k: int, smallest: int = 2) -> tuple[tuple[int, ...], ...]:
+    """All non-decreasing tuples of k integers >= smallest whose product is n."""
+    if k == 1:
+        return ((n,),) if n >= smallest else ()
+    out = []
+    f = smallest
+    while f ** k <= n:
+        if n % f == 0:
+            out.extend((f,) + rest for rest in _factorisations(n // f, k - 1, f))
+        f += 1
+    return tuple(out)
+
+
+def mountain(factors: tuple[int, ...]) -> tuple[int, ...]:
+    """Order factors small-large-small: the middle bonds then have the most room (higher possible rank)."""
+    s = sorted(factors)
+    left, right = [], []
+    for i, f in enumerate(s):
+        (left if i % 2 == 0 else right).append(f)
+    return tuple(left + right[::-1])
+
+
+def factorize(size: int, n: int) -> tuple[int, ...]:
+    """Split ``size`` into n factors (n = 1..6), padding it up when it factors badly.
+
+    Rule: the smallest padded size >= size whose most balanced factorisation has its largest factor
+    no bigger than ceil(1.5 * size ** (1/n)); among its factorisations, the one with the smallest
+    largest factor.  257 with n = 4 becomes 270 = 3 x 3 x 5 x 6 (5 % padding).
+    """
+    if n < 1 or size < 1:
+        raise ValueError(f"cannot factor size {size} into {n} factors")
+    if n == 1:
+        return (size,)
+    cap = max(2, math.ceil(1.5 * size ** (1.0 / n)))
+    for padded in itertools.count(max(size, 2 ** n)):
+        cands = [f for f in _factorisations(padded, n) if f[-1] <= cap]
+        if cands:
+            return mountain(min(cands, key=lambda f: (f[-1], f)))
+    raise AssertionError("unreachable")
+
+
+def full_bond_dims(in_f: tuple[int, ...], out_f: tuple[int, ...]) -> list[int]:
+    """Bond dimensions at which the MPO is exact: min of the sizes to the left and to the right."""
+    sizes = [i * j for i, j in zip(in_f, out_f)]
+    return [min(math.prod(sizes[:k]), math.prod(sizes[k:])) for k in range(1, len(sizes))]
+
+
+def bond_dims(in_f: tuple[int, ...], out_f: tuple[int, ...], d: int | list[int]) -> list[int]:
+    """Inner bond dimensions (n - 1 of them), each capped at its exact (full-rank) value."""
+    full = full_bond_dims(in_f, out_f)
+    ds = [d] * len(full) if isinstance(d, int) else list(d)
+    if len(ds) != len(full):
+        raise ValueError(f"need {len(full)} bond dimensions, got {len(ds)}")
+    return [max(1, min(a, b)) for a, b in zip(ds, full)]
+
+
+def core_shapes(in_f: tuple[int, ...], out_f: tuple[int, ...], d: int | list[int]) -> list[tuple[int, ...]]:
+    """Shapes (D(k-1), i_k, j_k, D(k)) of the local tensors."""
+    dims = [1] + bond_dims(in_f, out_f, d) + [1]
+    return [(dims[k], in_f[k], out_f[k], dims[k + 1]) for k in range(len(in_f))]
+
+
+def num_params(in_f: tuple[int, ...], out_f: tuple[int, ...], d: int | list[int]) -> int:
+    """Entries in all local tensors: sum_k D(k-1) i_k j_k D(k)."""
+    return sum(math.prod(s) for s in core_shapes(in_f, out_f, d))
+
+
+def reconstruct(cores: list[torch.Tensor], rows: int | None = None, cols: int | None = None) -> torch.Tensor:
+    """Contract local tensors into the dense (J, I) matrix, cropped to (rows, cols) to drop padding."""
+    n = len(cores)
+    t = cores[0]
+    for c in cores[1:]:
+        t = torch.tensordot(t, c, dims=([-1], [0]))
+    # t: (1, i1, j1, i2, j2, ..., in, jn, 1) -> (j1..jn, i1..in)
+    t = t.reshape(t.shape[1:-1])
+    perm = [2 * k + 1 for k in range(n)] + [2 * k for k in range(n)]
+    in_size = math.prod(c.shape[1] for c in cores)
+    out_size = math.prod(c.shape[2] for c in cores)
+    w = t.permute(perm).reshape(out_size, in_size)
+    return w[: rows or out_size, : cols or in_size]
+
+
+def decompose(w: torch.Tensor, in_f: tuple[int, ...], out_f: tuple[int, ...],
+              d: int | list[int]) -> list[torch.Tensor]:
+    """Sequential (TT-)SVD of a dense (J, I) matrix into local tensors truncated to bond dimension d.
+
+    The matrix is zero-padded to (prod out_f, prod in_f).  At full bond dimension the result is exact;
+    truncation keeps the largest singular values at each bond, left to right.
+    """
+    n = len(in_f)
+    big_i, big_j = math.prod(in_f), math.prod(out_f)
+    if w.shape[0] > big_j or w.shape[1] > big_i:
+        raise ValueError(f"matrix {tuple(w.shape)} larger than factors {out_f} x {in_f}")
+    wp = torch.zeros(big_j, big_i, dtype=torch.float64)
+    wp[: w.shape[0], : w.shape[1]] = w.detach().double()
+    t = wp.reshape(*out_f, *in_f)
+    perm = [p for k in range(n) for p in (n + k, k)]  # -> (i1, j1, i2, j2, ...)
+    t = t.permute(perm).contiguous()
+    dims = bond_dims(in_f, out_f, d)
+    cores, left = [], 1
+    rest = t.reshape(-1)
+    for k in range(n - 1):
+        mat = rest.reshape(left * in_f[k] * out_f[k], -1)
+        u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+        r = dims[k]
+        u, s, vh = u[:, :r], s[:r], vh[:r]
+        if s.numel() < r:  # rank below the bond dimension: pad with zeros so shapes stay fixed
+            extra = r - s.numel()
+            u = torch.cat([u, u.new_zeros(u.shape[0], extra)], 1)
+            vh = torch.cat([vh, vh.new_zeros(extra, vh.shape[1])], 0)
+            s = torch.cat([s, s.new_zeros(extra)])
+        cores.append(u.reshape(left, in_f[k], out_f[k], r))
+        rest = s[:, None] * vh
+        left = r
+    cores.append(rest.reshape(left, in_f[-1], out_f[-1], 1))
+    # Balance the norms of the local tensors so no core starts much larger than the others.
+    norms = [c.norm() for c in cores]
+    target = math.prod(float(x) for x in norms) ** (1.0 / n) if all(x > 0 for x in norms) else None
+    if target:
+        cores = [c * (target / nm) for c, nm in zip(cores, norms)]
+    return [c.to(w.dtype) for c in cores]
+
+
+def solve_bond_dims(shapes: list[tuple[int, int]], n: int, rate: float) -> list[int]:
+    """Bond dimensions (n - 1 of them, shared by all matrices) reaching compression ``rate`` over the
+    matrices ``shapes`` (J, I), counted against their unpadded dense size.
+
+    Start from the largest uniform D whose rate is still >= the target, then grow single bonds, middle
+    first, while the rate stays >= the target: the result sits just above the requested rate.
+    """
+    dense = sum(j * i for j, i in shapes)
+    facs = [(factorize(i, n), out_factors(j, n)) for j, i in shapes]
+
+    def rate_of(ds: list[int]) -> float:
+        return dense / sum(num_params(fi, fo, ds) for fi, fo in facs)
+
+    d = 1
+    while d < 4096 and rate_of([d + 1] * (n - 1)) >= rate:
+        d += 1
+    dims = [d] * (n - 1)
+    order = sorted(range(n - 1), key=lambda k: abs(k - (n - 2) / 2))
+    grown = True
+    while grown:
+        grown = False
+        for k in order:
+            trial = dims.copy()
+            trial[k] += 1
+            if rate_of(trial) >= rate and rate_of(trial) < rate_of(dims):
+                dims, grown = trial, True
+    return dims
+
+
+def mpo_rate(shapes: list[tuple[int, int]], n: int, dims: list[int]) -> float:
+    """Compression rate of MPOs with bond dimensions ``dims`` over the dense matrices ``shapes``."""
+    dense = sum(j * i for j, i in shapes)
+    return dense / sum(num_params(factorize(i, n), out_factors(j, n), dims) for j, i in shapes)
+
+
+def out_factors(rows: int, n: int) -> tuple[int, ...]:
+    """Factors of the output (row) size.  LSTM weights stack the four gates in 4H rows, gate-major, so
+    when rows is divisible by 4 the first factor is the gate index, as in the paper."""
+    if n > 1 and rows % 4 == 0:
+        return (4,) + factorize(rows // 4, n - 1)
+    return factorize(rows, n)

@@ -1,0 +1,94 @@
+"""The model registry: ``models/registry.json`` maps names to checkpoint files with their sha256.
+
+Layout: {"default": NAME, "models": {NAME: {"file", "sha256", "kind", "rate", "params", "size_bytes",
+"scores", "card"}}}.  Files are checked against their hash before use.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import checkpoint
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+REGISTRY = "registry.json"
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("SE_APP_MODELS", MODELS_DIR))
+
+
+def read(root: Path | None = None) -> dict:
+    path = (root or models_dir()) / REGISTRY
+    if not path.exists():
+        return {"default": None, "models": {}}
+    with open(path) as f:
+        return json.load(f)
+
+
+def write(reg: dict, root: Path | None = None) -> None:
+    path = (root or models_dir()) / REGISTRY
+    tmp = path.with_suffix(".json.part")
+    with open(tmp, "w") as f:
+        json.dump(reg, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def resolve(name_or_path: str | os.PathLike | None = None, root: Path | None = None) -> tuple[Path, str]:
+    """A registry name, a checkpoint path, or None for the default -> (checkpoint path, display name)."""
+    root = root or models_dir()
+    reg = read(root)
+    if name_or_path is None:
+        name_or_path = reg.get("default")
+        if not name_or_path:
+            raise ModelNotFound(f"no default model is registered in {root / REGISTRY}; train one with "
+                                f"'se-app train' or pass --model PATH")
+    key = str(name_or_path)
+    if key in reg["models"]:
+        entry = reg["models"][key]
+        path = root / entry["file"]
+        if not path.exists():
+            raise ModelNotFound(f"model {key!r}: file {path} is missing")
+        digest = checkpoint.sha256(path)
+        if entry.get("sha256") and digest != entry["sha256"]:
+            raise ModelNotFound(f"model {key!r}: {path} does not match its registered sha256")
+        return path, key
+    path = Path(key)
+    if path.is_file():
+        return path, path.stem
+    known = ", ".join(sorted(reg["models"])) or "none"
+    raise ModelNotFound(f"no model named or at {key!r} (registered: {known})")
+
+
+def entry_for(path: Path, root: Path | None = None, card: str | None = None, scores: dict | None = None) -> dict:
+    """A registry entry for a checkpoint file (kind, rate and params read from the file itself)."""
+    root = root or models_dir()
+    ckpt = checkpoint.read(path)
+    return {
+        "file": os.path.relpath(path, root),
+        "sha256": checkpoint.sha256(path),
+        "kind": ckpt["model"]["kind"],
+        "rate": round(float(ckpt["rate"]), 3),
+        "params": int(ckpt["params"]),
+        "size_bytes": path.stat().st_size,
+        "scores": scores if scores is not None else ckpt.get("scores", {}),
+        "card": card,
+    }
+
+
+def listing(root: Path | None = None) -> list[dict]:
+    """Rows for ``se-app models``: name, kind, rate, params, size and known scores, default first."""
+    reg = read(root)
+    rows = []
+    for name, e in reg["models"].items():
+        rows.append({"name": name, "default": name == reg.get("default"), "kind": e["kind"], "rate": e["rate"],
+                     "params": e["params"], "size_bytes": e["size_bytes"], "scores": e.get("scores", {}),
+                     "card": e.get("card")})
+    rows.sort(key=lambda r: (not r["default"], r["kind"], r["rate"]))
+    return rows

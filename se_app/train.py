@@ -1,0 +1,238 @@
+"""Training: on-the-fly mixtures, ideal-ratio-mask target, Adam with warm-up and cosine decay, validation
+each epoch (loss on fixed valid mixtures, PESQ/STOI on a subset), best and last checkpoints, resumable."""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoint, data
+from .enhancer import apply_model
+from .metrics import pesq_score, stoi_score
+from .model import MaskNet, ModelConfig
+from .stft import STFTConfig, log_power, stft
+
+log = logging.getLogger(__name__)
+LOG_FIELDS = ["step", "epoch", "train_loss", "val_loss", "val_pesq", "val_stoi", "lr", "sparsity", "elapsed_s"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 6000
+    batch: int = 16
+    seconds: float = 4.0
+    lr: float = 1e-3
+    lr_min_ratio: float = 0.05
+    warmup: int = 100
+    epoch_steps: int = 250
+    clip: float = 1.0
+    seed: int = 0
+    loss: str = "irm"  # "irm": MSE to the ideal ratio mask; "irm+mag": plus compressed-magnitude MSE
+    valid_count: int = 48
+    valid_pesq_count: int = 16
+    prune_start: float = 0.1  # gradual pruning (pruned kind): fractions of the run
+    prune_end: float = 0.6
+    prune_every: int = 50
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def cubic_sparsity(step: int, final: float, start: int, end: int) -> float:
+    """Zhu & Gupta (2017): s_t = s_f (1 - (1 - (t - t0) / (t_end - t0))^3), 0 before t0, s_f after t_end."""
+    if step <= start:
+        return 0.0
+    if step >= end:
+        return final
+    return final * (1.0 - (1.0 - (step - start) / (end - start)) ** 3)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def to_batch(examples: list[data.Example], stft_cfg: STFTConfig):
+    """Examples -> noisy spectrum (B, T, F), IRM target (B, T, F), clean magnitude, bin weights (B, 1, F)."""
+    noisy = torch.from_numpy(np.stack([e.noisy for e in examples]))
+    clean = torch.from_numpy(np.stack([e.clean for e in examples]))
+    noise = torch.from_numpy(np.stack([e.noise for e in examples]))
+    X, S, N = stft(noisy, stft_cfg), stft(clean, stft_cfg), stft(noise, stft_cfg)
+    ps, pn = S.abs().square(), N.abs().square()
+    irm = torch.sqrt(ps / (ps + pn + 1e-10))
+    bins = torch.arange(stft_cfg.n_bins)
+    weight = torch.stack([(bins < e.band_bins).float() for e in examples])[:, None, :]
+    return X, irm, S.abs(), weight
+
+
+def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean_mag: torch.Tensor,
+            weight: torch.Tensor, kind: str) -> torch.Tensor:
+    """Band-weighted MSE to the IRM (bins above a band-limited example's band get weight 0)."""
+    w = weight.expand_as(mask)
+    loss = ((mask - irm).square() * w).sum() / w.sum()
+    if kind == "irm+mag":
+        est = (mask * X.abs() + 1e-8) ** 0.3
+        ref = (clean_mag + 1e-8) ** 0.3
+        loss = loss + ((est - ref).square() * w).sum() / w.sum()
+    elif kind != "irm":
+        raise ValueError(f"unknown loss {kind!r}")
+    return loss
+
+
+@torch.no_grad()
+def feature_stats(mixer: data.Mixer, stft_cfg: STFTConfig, seed: int, count: int = 64):
+    rng = np.random.default_rng([seed, 999_999])
+    X, _, _, _ = to_batch(mixer.batch(rng, count), stft_cfg)
+    f = log_power(X)
+    return f.mean(dim=(0, 1)), f.std(dim=(0, 1)).clamp_min(1e-3)
+
+
+def valid_set(corpus: dict, cfg: TrainConfig) -> list[data.Example]:
+    mixer = data.Mixer(corpus, cfg.seconds, eq=False)
+    rng = np.random.default_rng([cfg.seed, 424242])
+    snrs = [-5, 0, 5, 10, 15]
+    return [mixer.mix(rng, snr_db=snrs[i % len(snrs)]) for i in range(cfg.valid_count)]
+
+
+@torch.no_grad()
+def validate(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Example], cfg: TrainConfig) -> dict:
+    model.eval()
+    X, irm, mag, w = to_batch(examples, stft_cfg)
+    mask, _ = model(log_power(X))
+    val_loss = float(loss_fn(mask, X, irm, mag, w, cfg.loss))
+    sub = examples[: cfg.valid_pesq_count]
+    noisy = torch.from_numpy(np.stack([e.noisy for e in sub]))
+    enhanced = apply_model(model, noisy, stft_cfg).numpy()
+    pesqs = [pesq_score(e.clean, y, stft_cfg.sample_rate) for e, y in zip(sub, enhanced)]
+    stois = [stoi_score(e.clean, y, stft_cfg.sample_rate) for e, y in zip(sub, enhanced)]
+    model.train()
+    return {"val_loss": val_loss, "val_pesq": float(np.nanmean(pesqs)), "val_stoi": float(np.nanmean(stois))}
+
+
+def init_from_dense(model: MaskNet, path: str) -> None:
+    """Start from a trained dense model: copy everything; MPO cores by SVD truncation of W and U."""
+    dense, _, _ = checkpoint.load(path)
+    if dense.cfg.kind != "dense":
+        raise ValueError(f"{path}: --init-from needs a dense checkpoint, got {dense.cfg.kind}")
+    state = {k: v for k, v in dense.state_dict().items() if not k.startswith("core.weights")}
+    model.load_state_dict(state, strict=False)
+    mats = [w.detach() for w in dense.core.weights]
+    if model.cfg.kind == "mpo":
+        model.core.load_dense(mats)
+    else:
+        with torch.no_grad():
+            for p, w in zip(model.core.weights, mats):
+                p.copy_(w)
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_root: str | None = None,
+          speech_dir: str | None = None, noise_dir: str | None = None, resume: bool = False,
+          threads: int = 1, max_minutes: float | None = None, init_from: str | None = None,
+          progress: bool = True) -> dict:
+    """Train a model; returns the final log row.  Writes out_dir/{last.pt, best.pt, log.csv}."""
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stft_cfg = STFTConfig()
+    t_start = time.time()
+    corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
+    valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg)
+    mixer = data.Mixer(corpus, cfg.seconds)
+    log.info("train: %d speech, %d noise clips loaded in %.1f s", len(corpus["speech"]), len(corpus["noise"]),
+             time.time() - t_start)
+
+    last = out / "last.pt"
+    if resume and last.exists():
+        ckpt = checkpoint.read(last)
+        model, _ = checkpoint.model_from(ckpt)
+        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"])})
+        step, best, elapsed0 = ckpt["step"], ckpt["best_pesq"], ckpt["elapsed_s"]
+        opt_state = ckpt["optimizer"]
+        log.info("resuming %s at step %d", last, step)
+    else:
+        torch.manual_seed(cfg.seed)
+        model = MaskNet(model_cfg)
+        if init_from:
+            init_from_dense(model, init_from)
+        else:
+            mean, std = feature_stats(mixer, stft_cfg, cfg.seed)
+            model.feat_mean.copy_(mean)
+            model.feat_std.copy_(std)
+        step, best, elapsed0, opt_state = 0, -math.inf, 0.0, None
+    noisy_pesq = np.nanmean([pesq_score(e.clean, e.noisy, stft_cfg.sample_rate) for e in valid[: cfg.valid_pesq_count]])
+    log.info("valid subset: noisy input PESQ %.3f", noisy_pesq)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    pruned = model.cfg.kind == "pruned"
+    p0, p1 = int(cfg.prune_start * cfg.steps), int(cfg.prune_end * cfg.steps)
+
+    log_path = out / "log.csv"
+    new_log = not log_path.exists() or not resume
+    logf = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.DictWriter(logf, LOG_FIELDS)
+    if new_log:
+        writer.writeheader()
+    row: dict = {}
+    t0 = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model.cfg.kind}", disable=not progress)
+    losses = []
+    while step < cfg.steps:
+        if pruned and step % cfg.prune_every == 0:
+            model.core.prune_to(cubic_sparsity(step, model.cfg.sparsity, p0, p1))
+        rng = np.random.default_rng([cfg.seed, step])  # per-step seed: resuming replays the same data
+        X, irm, mag, w = to_batch(mixer.batch(rng, cfg.batch), stft_cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        mask, _ = model(log_power(X))
+        loss = loss_fn(mask, X, irm, mag, w, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        if pruned:
+            with torch.no_grad():
+                for p, m in zip(model.core.weights, model.core.masks()):
+                    p.mul_(m)
+        losses.append(float(loss.detach()))
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if step % cfg.epoch_steps == 0 or step == cfg.steps:
+            elapsed = elapsed0 + time.time() - t0
+            row = {"step": step, "epoch": math.ceil(step / cfg.epoch_steps), "train_loss": float(np.mean(losses)),
+                   **validate(model, stft_cfg, valid, cfg), "lr": lr_at(step - 1, cfg),
+                   "sparsity": 1.0 - model.core.effective_params() / model.core.dense_count(), "elapsed_s": elapsed}
+            losses = []
+            writer.writerow(row)
+            logf.flush()
+            log.info("step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            prov = {"data": str(data_root or f"{speech_dir} + {noise_dir}"), "steps": step,
+                    "train_seconds": round(elapsed, 1), "threads": threads, "train": asdict(cfg)}
+            scores = {"valid": {k: row[k] for k in ("val_loss", "val_pesq", "val_stoi")}}
+            # Pruned models only count as "best" once they reach their final sparsity.
+            eligible = not pruned or step >= p1
+            if eligible and row["val_pesq"] > best:
+                best = row["val_pesq"]
+                checkpoint.save(out / "best.pt", model, stft_cfg, prov, scores)
+            checkpoint.save(last, model, stft_cfg, prov, scores,
+                            extra={"optimizer": opt.state_dict(), "step": step, "train": asdict(cfg),
+                                   "best_pesq": best, "elapsed_s": elapsed})
+            if max_minutes is not None and (time.time() - t0) / 60 > max_minutes:
+                log.info("stopping after %.1f minutes (resume with --resume)", (time.time() - t0) / 60)
+                break
+    bar.close()
+    logf.close()
+    return row

@@ -1,0 +1,130 @@
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import speechlike
+from se_app import checkpoint, data
+from se_app.model import ModelConfig
+from se_app.stft import STFTConfig
+from se_app.testset import make_testset, pairs, snr_of
+from se_app.train import TrainConfig, loss_fn, to_batch, train
+
+TINY_TRAIN = dict(steps=60, batch=4, seconds=1.0, epoch_steps=20, valid_count=4, valid_pesq_count=2, lr=3e-3,
+                  warmup=5)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    """A manifest corpus: 16 kHz and 8 kHz 'speech', noise, in train/valid/test splits."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+        for i in range(n):
+            p = f"speech/{split}{i}.flac"
+            (root / "speech").mkdir(exist_ok=True)
+            sf.write(str(root / p), speechlike(2.0, seed=100 + i + 10 * len(rows)), 16000)
+            rows.append((p, 16000, "speech", split))
+            p = f"noise/{split}{i}.flac"
+            (root / "noise").mkdir(exist_ok=True)
+            sf.write(str(root / p), (0.05 * rng.standard_normal(24000)).astype(np.float32), 16000)
+            rows.append((p, 16000, "noise", split))
+    sf.write(str(root / "speech" / "narrow.flac"), speechlike(2.0, 8000, seed=7), 8000)
+    rows.append(("speech/narrow.flac", 8000, "speech", "train"))
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "sample_rate", "kind", "split"])
+        w.writerows(rows)
+    return root
+
+
+def test_smoke_training_loss_falls_and_resume_matches(corpus_dir, tmp_path):
+    cfg = TrainConfig(**TINY_TRAIN)
+    mc = ModelConfig(kind="mpo", hidden=16, bonds=(4, 4, 4))
+    train(mc, cfg, tmp_path / "a", str(corpus_dir), progress=False)
+    log = list(csv.DictReader(open(tmp_path / "a" / "log.csv")))
+    assert len(log) == 3
+    assert float(log[-1]["train_loss"]) < float(log[0]["train_loss"])
+    assert float(log[-1]["val_loss"]) < float(log[0]["val_loss"])
+    assert (tmp_path / "a" / "best.pt").exists()
+    # stop after the first epoch, then resume: same result as the uninterrupted run
+    train(mc, cfg, tmp_path / "b", str(corpus_dir), progress=False, max_minutes=0)
+    assert len(list(csv.DictReader(open(tmp_path / "b" / "log.csv")))) == 1
+    train(mc, cfg, tmp_path / "b", str(corpus_dir), progress=False, resume=True)
+    assert len(list(csv.DictReader(open(tmp_path / "b" / "log.csv")))) == 3
+    a, _, _ = checkpoint.load(tmp_path / "a" / "last.pt")
+    b, _, _ = checkpoint.load(tmp_path / "b" / "last.pt")
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(p, q, atol=1e-5), n
+
+
+def test_pruned_training_reaches_its_rate(corpus_dir, tmp_path):
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 40, "prune_every": 5})
+    train(ModelConfig(kind="pruned", hidden=16, sparsity=0.9), cfg, tmp_path, str(corpus_dir), progress=False)
+    m, _, _ = checkpoint.load(tmp_path / "last.pt")
+    assert m.rate() == pytest.approx(10, rel=0.02)
+
+
+def test_mpo_from_dense_init(corpus_dir, tmp_path):
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 20})
+    train(ModelConfig(hidden=16), cfg, tmp_path / "d", str(corpus_dir), progress=False)
+    train(ModelConfig(kind="mpo", hidden=16, bonds=(4, 4, 4)), cfg, tmp_path / "m", str(corpus_dir),
+          progress=False, init_from=str(tmp_path / "d" / "best.pt"))
+    assert (tmp_path / "m" / "best.pt").exists()
+
+
+def test_training_never_opens_valid_or_test_files(corpus_dir, tmp_path, monkeypatch):
+    opened = []
+    real = data.load_clip
+    monkeypatch.setattr(data, "load_clip", lambda p, r: opened.append(str(p)) or real(p, r))
+    files = data.list_corpus(str(corpus_dir), "train")
+    assert all("train" in p.name or p.name == "narrow.flac" for k in files for p, _ in files[k])
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 4, "epoch_steps": 4})
+    train(ModelConfig(hidden=8), cfg, tmp_path, str(corpus_dir), progress=False)
+    assert not any("/test" in p.replace("\\", "/").split("speech")[-1] or "test" in p.rsplit("/", 1)[-1]
+                   for p in opened)
+
+
+def test_band_limited_speech_carries_its_band_and_the_loss_ignores_the_rest(corpus_dir):
+    corpus = data.load_corpus(data.list_corpus(str(corpus_dir), "train"))
+    narrow = [c for c in corpus["speech"] if c.path.endswith("narrow.flac")][0]
+    wide = [c for c in corpus["speech"] if not c.path.endswith("narrow.flac")][0]
+    assert narrow.band_bins == int(0.95 * 4000 / 31.25) + 1 and wide.band_bins == 257
+    mixer = data.Mixer(corpus, seconds=1.0)
+    rng = np.random.default_rng(0)
+    exs = [mixer.mix(rng, speech=narrow), mixer.mix(rng, speech=wide)]
+    X, irm, mag, w = to_batch(exs, STFTConfig())
+    assert w[0, 0, :narrow.band_bins].eq(1).all() and w[0, 0, narrow.band_bins:].eq(0).all()
+    assert w[1].eq(1).all()
+    mask = irm.clone()
+    base = loss_fn(mask, X, irm, mag, w, "irm")
+    mask[0, :, narrow.band_bins:] = 1 - irm[0, :, narrow.band_bins:]  # wrong only above the narrow band
+    assert float(loss_fn(mask, X, irm, mag, w, "irm")) == pytest.approx(float(base))
+    mask[1, :, 200:] = 0.0
+    assert float(loss_fn(mask, X, irm, mag, w, "irm")) > float(base)
+
+
+@pytest.mark.parametrize("snr", [-5, 0, 5, 12.5, 20])
+def test_mixing_hits_the_requested_snr(corpus_dir, snr):
+    mixer = data.Mixer(data.load_corpus(data.list_corpus(str(corpus_dir), "train")), seconds=1.5)
+    for seed in range(5):
+        ex = mixer.mix(np.random.default_rng(seed), snr_db=snr)
+        got = 10 * np.log10(data.power(ex.clean) / data.power(ex.noise))
+        assert abs(got - snr) < 0.5
+        assert np.allclose(ex.noisy, ex.clean + ex.noise, atol=1e-6)
+        assert np.abs(ex.noisy).max() <= 0.99 + 1e-6
+
+
+def test_make_testset(corpus_dir, tmp_path):
+    n = make_testset(tmp_path, str(corpus_dir), snrs=(-5, 0, 5), progress=False)
+    assert n == 2 * 3
+    ps = pairs(tmp_path)
+    assert len(ps) == 6 and {snr_of(p.name) for p, _ in ps} == {"-5", "0", "5"}
+    for noisy, clean in ps:
+        x, c = sf.read(str(noisy))[0], sf.read(str(clean))[0]
+        assert len(x) == len(c) == 32000
+        got = 10 * np.log10(np.mean(c ** 2) / np.mean((x - c) ** 2))
+        assert abs(got - float(snr_of(noisy.name))) < 0.5
