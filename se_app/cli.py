@@ -109,6 +109,27 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_register(a: argparse.Namespace) -> int:
+    """Add (or update) a checkpoint in the registry; kind, rate and params are read from the file."""
+    import shutil
+    from pathlib import Path
+
+    root = registry.models_dir()
+    src = Path(a.checkpoint)
+    dst = root / f"{a.name}.pt"
+    if src.resolve() != dst.resolve():
+        shutil.copyfile(src, dst)
+    reg = registry.read(root)
+    old = reg["models"].get(a.name, {})
+    scores = json.loads(Path(a.scores).read_text()) if a.scores else old.get("scores")
+    reg["models"][a.name] = registry.entry_for(dst, root, card=a.card or old.get("card"), scores=scores)
+    if a.default or not reg.get("default"):
+        reg["default"] = a.name
+    registry.write(reg, root)
+    print(json.dumps({a.name: reg["models"][a.name]}, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="se-app", description="MPO-LSTM speech enhancement")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -130,6 +151,14 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_models)
+
+    r = sub.add_parser("register", help="copy a checkpoint into models/ and add it to the registry")
+    r.add_argument("name")
+    r.add_argument("checkpoint")
+    r.add_argument("--card", help="model card file, relative to models/")
+    r.add_argument("--scores", help="JSON file with scores to record")
+    r.add_argument("--default", action="store_true", help="make it the registry default")
+    r.set_defaults(fn=cmd_register)
 
     t = sub.add_parser("train", help="train a model")
     t.add_argument("--data", help="folder with manifest.csv (e.g. ../shared/data)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,8 +147,10 @@ class Enhancer:
     def stream(self, channels: int = 1) -> Stream:
         return Stream(self.model, self.cfg, channels, self.floor)
 
-    def _run(self, blocks, in_rate: int, channels: int, policy: str, total: int, sink) -> None:
-        """Blocks (N, C) at in_rate -> sink((N, C) enhanced at in_rate); exactly ``total`` frames out."""
+    def _run(self, blocks, in_rate: int, channels: int, policy: str, total: int, sink,
+             progress: Callable[[float], None] | None = None) -> None:
+        """Blocks (N, C) at in_rate -> sink((N, C) enhanced at in_rate); exactly ``total`` frames out.
+        ``progress`` (if given) is called with the fraction of the input done after each block."""
         c_model = 1 if policy == "mix" else channels
         up = audio.Resampler(in_rate, self.sample_rate, c_model)
         down = audio.Resampler(self.sample_rate, in_rate, c_model)
@@ -165,15 +168,20 @@ class Enhancer:
                 sink(audio.from_model_channels(out, channels))
                 written += len(out)
 
+        done = 0
         for x in blocks:
+            done += len(x)
             x = audio.to_model_channels(x, policy)
             emit(stream.process(torch.from_numpy(up(x).T.copy())))
+            if progress is not None:
+                progress(min(1.0, done / max(total, 1)))
         emit(stream.process(torch.from_numpy(up(np.zeros((0, c_model), np.float32), last=True).T.copy())))
         emit(stream.flush(), last=True)
         if written < total:  # resampler rounding: pad the last sample or two
             sink(np.zeros((total - written, channels), np.float32))
 
-    def enhance(self, x: np.ndarray, sample_rate: int, channels: str = "each") -> np.ndarray:
+    def enhance(self, x: np.ndarray, sample_rate: int, channels: str = "each",
+                progress: Callable[[float], None] | None = None) -> np.ndarray:
         """Enhance an in-memory signal (N,) or (N, C) at any rate; returns the same shape, rate and length."""
         if sample_rate <= 0:
             raise ValueError(f"invalid sample rate {sample_rate}")
@@ -185,11 +193,12 @@ class Enhancer:
         block = int(audio.BLOCK_SECONDS * sample_rate)
         parts: list[np.ndarray] = []
         self._run((x2[i:i + block] for i in range(0, len(x2), block)), sample_rate, x2.shape[1], channels,
-                  len(x2), parts.append)
+                  len(x2), parts.append, progress)
         y = np.concatenate(parts, axis=0)
         return y[:, 0] if np.asarray(x).ndim == 1 else y
 
-    def enhance_file(self, src: str | os.PathLike, dst: str | os.PathLike, channels: str = "each") -> Result:
+    def enhance_file(self, src: str | os.PathLike, dst: str | os.PathLike, channels: str = "each",
+                     progress: Callable[[float], None] | None = None) -> Result:
         """Enhance one file into dst at the input's rate, channel count, format, subtype and length.
 
         Written in two passes through a float temporary, so an integer output that would clip is scaled
@@ -209,7 +218,8 @@ class Enhancer:
                     peak = max(peak, float(np.abs(y).max(initial=0.0)))
                     f.write(y)
 
-                self._run(audio.iter_blocks(info), info.sample_rate, info.channels, channels, info.frames, sink)
+                self._run(audio.iter_blocks(info), info.sample_rate, info.channels, channels, info.frames, sink,
+                          progress)
             fmt = info.format if info.format in sf.available_formats() else "WAV"
             subtype = audio.output_subtype(fmt, info.subtype)
             gain = audio.peak_gain(peak, subtype)
