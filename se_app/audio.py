@@ -163,7 +163,8 @@ def write(path: str | os.PathLike, y: np.ndarray, sample_rate: int, subtype: str
     """Write (N,) or (N, C) atomically; integer subtypes are protected from clipping by :func:`peak_gain`."""
     dst = Path(path)
     y = as_2d(y)
-    fmt = fmt or (sf.available_formats() and Path(dst).suffix[1:].upper()) or "WAV"
+    if fmt is None:  # from the extension (".flac" -> FLAC), WAV when libsndfile has no such format
+        fmt = dst.suffix[1:].upper()
     if fmt not in sf.available_formats():
         fmt = "WAV"
     subtype = output_subtype(fmt, subtype or sf.default_subtype(fmt))

@@ -18,6 +18,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_enhance(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .batch import enhance_all
     from .enhancer import Enhancer
 
@@ -30,7 +32,7 @@ def cmd_enhance(a: argparse.Namespace) -> int:
           file=sys.stderr)
     try:
         summary = enhance_all(enh, a.inputs, a.output, a.suffix, a.overwrite, a.channels, progress=not a.quiet,
-                              report=lambda s: print(s, file=sys.stderr))
+                              report=lambda s: tqdm.write(s, file=sys.stderr))
     except (FileNotFoundError, ValueError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
