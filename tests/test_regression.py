@@ -1,0 +1,38 @@
+"""The shipped default model on a committed noisy/clean pair (data/regression, test-split audio)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from se_app import registry
+from se_app.enhancer import Enhancer
+from se_app.metrics import scores
+
+ROOT = Path(__file__).resolve().parent.parent
+PAIR = ROOT / "data" / "regression"
+EXPECTED = json.loads((PAIR / "expected.json").read_text())
+
+
+def test_registry_entries_match_their_files():
+    reg = registry.read(ROOT / "models")
+    assert reg["default"] in reg["models"]
+    for name, e in reg["models"].items():
+        path, _ = registry.resolve(name, ROOT / "models")  # checks the sha256
+        fresh = registry.entry_for(path, ROOT / "models")
+        assert (fresh["kind"], fresh["params"], fresh["size_bytes"]) == (e["kind"], e["params"], e["size_bytes"])
+        assert fresh["rate"] == pytest.approx(e["rate"], rel=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_model_keeps_its_scores_on_the_regression_pair(name):
+    enh = Enhancer.load(None if name == "default" else name)
+    noisy, rate = sf.read(str(PAIR / "noisy.wav"), dtype="float32")
+    clean, _ = sf.read(str(PAIR / "clean.wav"), dtype="float32")
+    got = scores(clean, enh.enhance(noisy, rate), rate, which=("pesq", "stoi"))
+    want = EXPECTED[name]
+    assert got["pesq"] == pytest.approx(want["pesq"], abs=0.05)
+    assert got["stoi"] == pytest.approx(want["stoi"], abs=0.01)
+    before = scores(clean, noisy, rate, which=("pesq", "stoi"))
+    assert got["pesq"] > before["pesq"] + 0.1 and got["stoi"] >= before["stoi"]
