@@ -22,7 +22,7 @@ def test_mpo_counts_and_rate_hold_by_parameter_count():
     stored = sum(p.numel() for n, p in m.named_parameters() if n.startswith("core.cores"))
     assert stored == m.core.effective_params()
     assert m.rate() == pytest.approx(m.core.dense_count() / stored)
-    assert 20 <= m.rate() <= 21
+    assert abs(m.rate() / 20 - 1) <= 0.05
     # only the local tensors are parameters: no dense W or U is stored
     assert not any(p.shape in {(1024, 257), (1024, 256)} for p in m.parameters())
     for cores, (fi, fo) in zip(m.core.cores, m.core.factors):

@@ -67,4 +67,4 @@ def test_bond_solver_reaches_target_rate(rate):
     shapes = [(1024, 257), (1024, 256), (1024, 256), (1024, 256)]
     dims = mpo.solve_bond_dims(shapes, 4, rate)
     got = mpo.mpo_rate(shapes, 4, dims)
-    assert rate <= got <= rate * 1.06
+    assert abs(got / rate - 1) <= 0.02  # claimed rates must hold by parameter count (issue 4: within 5 %)
