@@ -111,6 +111,22 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_post(a: argparse.Namespace) -> int:
+    from . import data, postfilter
+    from .train import TrainConfig, valid_set
+
+    if not (a.data or (a.speech_dir and a.noise_dir)):
+        print("se-app: error: give --data MANIFEST_DIR or both --speech-dir and --noise-dir", file=sys.stderr)
+        return 2
+    corpus = data.load_corpus(data.list_corpus(a.data, "valid", a.speech_dir, a.noise_dir))
+    examples = valid_set(corpus, TrainConfig(valid_count=a.count, seed=a.seed))
+    best, rows = postfilter.tune(a.checkpoint, a.output, examples, a.max_stoi_drop)
+    for r in rows:
+        print(f"power {r.power:4.2f}  valid PESQ {r.pesq:.4f}  STOI {r.stoi:.4f}{'  <- chosen' if r is best else ''}")
+    print(f"wrote {a.output} (mask power {best.power})")
+    return 0
+
+
 def cmd_register(a: argparse.Namespace) -> int:
     """Add (or update) a checkpoint in the registry; kind, rate and params are read from the file."""
     import shutil
@@ -184,6 +200,17 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
     t.set_defaults(fn=cmd_train)
+
+    pf = sub.add_parser("tune-post", help="choose the mask post-filter power on the valid split")
+    pf.add_argument("checkpoint")
+    pf.add_argument("-o", "--output", required=True, help="where to write the tuned checkpoint")
+    pf.add_argument("--data", help="folder with manifest.csv (its valid split is used)")
+    pf.add_argument("--speech-dir")
+    pf.add_argument("--noise-dir")
+    pf.add_argument("--count", type=int, default=48, help="valid mixtures to score")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--max-stoi-drop", type=float, default=0.005)
+    pf.set_defaults(fn=cmd_tune_post)
 
     s = sub.add_parser("make-testset", help="write a noisy/clean dev test set")
     s.add_argument("--data", help="folder with manifest.csv")

@@ -37,6 +37,7 @@ def apply_model(model: MaskNet, x: torch.Tensor, cfg: STFTConfig, floor: float =
     """Whole-signal enhancement at the model rate: x (B, N) -> (B, N), same length."""
     spec = stft(x, cfg)
     mask, _ = model(log_power(spec))
+    mask = model.gain(mask)
     if floor > 0:
         mask = mask.clamp_min(floor)
     return istft(spec * mask, cfg, x.shape[-1])
@@ -76,6 +77,7 @@ class Stream:
             mask = mask[:, None]
         else:
             mask, self.state = self.model(feats, self.state)
+        mask = self.model.gain(mask)
         if self.floor > 0:
             mask = mask.clamp_min(self.floor)
         frames = istft_frames(spec * mask, cfg)  # (B, k, n_fft)

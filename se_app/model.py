@@ -25,6 +25,11 @@ class ModelConfig:
     bonds: tuple[int, ...] = field(default_factory=tuple)
     mpo_rate: float = 0.0
     sparsity: float = 0.0
+    # Inference post-filter: the mask is raised to this power before it is applied (1 = off).  An MSE-trained
+    # mask regresses to the mean where it is unsure, so it under-suppresses noise; a power > 1 deepens the
+    # attenuation of low-gain bins and leaves gains near 1 alone.  Chosen on the valid split after training
+    # (``se-app tune-post``); training itself always sees the raw mask.
+    mask_power: float = 1.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +85,10 @@ class MaskNet(nn.Module):
         """feats: (B, T, F) log power -> mask (B, T, F) in (0, 1), state ((L, B, H), (L, B, H))."""
         y, state = self.core(self.normalise(feats), state)
         return torch.sigmoid(self.out(y)), state
+
+    def gain(self, mask: torch.Tensor) -> torch.Tensor:
+        """Mask (any shape) -> the gain that is applied to the noisy spectrum (post-filter)."""
+        return mask if self.cfg.mask_power == 1.0 else mask.pow(self.cfg.mask_power)
 
     def step(self, feats: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One frame: feats (B, F) -> mask (B, F); same numbers as forward, per-frame cell."""
