@@ -67,6 +67,9 @@ def make(model: MaskNet, stft_cfg: STFTConfig, provenance: dict | None = None,
         "state": _sparse_state(model),
         "params": model.effective_params(),
         "rate": model.rate(),
+        # W and U only: the numbers the compression rate is defined over (stored / dense of the same shape)
+        "wu_params": model.core.effective_params(),
+        "wu_dense": model.core.dense_count(),
         "provenance": provenance or {},
         "scores": scores or {},
     }
@@ -112,6 +115,15 @@ def load(path: str | os.PathLike) -> tuple[MaskNet, STFTConfig, dict[str, Any]]:
     ckpt = read(path)
     model, stft_cfg = model_from(ckpt)
     return model, stft_cfg, ckpt
+
+
+def method_of(ckpt: dict[str, Any]) -> str:
+    """How a model was made, for tables and plots: dense | pruned | mpo-svd | mpo-scratch (| mpo when not
+    recorded), with "+pf" when it ships a mask post-filter (mask power != 1)."""
+    kind = ckpt["model"]["kind"]
+    init = (ckpt.get("provenance") or {}).get("init")
+    method = f"{kind}-{init}" if kind == "mpo" and init in ("svd", "scratch") else kind
+    return method + ("+pf" if float(ckpt["model"].get("mask_power", 1.0)) != 1.0 else "")
 
 
 def sha256(path: str | os.PathLike) -> str:

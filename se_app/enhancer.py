@@ -140,6 +140,7 @@ class Enhancer:
         model, cfg, ckpt = checkpoint.load(path)
         info = {k: ckpt.get(k) for k in ("params", "rate", "scores", "provenance")}
         info["kind"] = model.cfg.kind
+        info["method"] = checkpoint.method_of(ckpt)
         return cls(model, cfg, name, info, atten_limit_db)
 
     @property

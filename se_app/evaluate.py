@@ -53,7 +53,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     loaded = [(audio.read(n), audio.read(c), n.name) for n, c in files]
     names = _systems(models)
     rows: list[dict] = []
-    meta: dict[str, dict] = {"noisy": {"kind": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
+    meta: dict[str, dict] = {"noisy": {"kind": "noisy", "method": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(n[0]), c[1])))
                 for n, c, name in loaded]
@@ -67,7 +67,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
                 spent += time.perf_counter() - t0
                 dur += len(x) / sr
                 jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(y), c[1]))))
-            meta[enh.name] = {"kind": enh.info["kind"], "rate": enh.info["rate"], "params": enh.info["params"],
+            meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
                               "size_bytes": path.stat().st_size, "rtf": spent / max(dur, 1e-9)}
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
@@ -119,7 +119,11 @@ def _summarise(rows: list[dict], meta: dict) -> dict:
 def _order(summary: dict) -> list[str]:
     sy = summary["systems"]
     rank = {"noisy": 0, "dense": 1}
-    return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 2), sy[n]["rate"] or 0, sy[n]["kind"], n))
+    return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 2), sy[n]["rate"] or 0, _method(sy[n]), n))
+
+
+def _method(e: dict) -> str:
+    return e.get("method") or e["kind"]
 
 
 def markdown(summary: dict) -> str:
@@ -132,14 +136,14 @@ def markdown(summary: dict) -> str:
             e = summary["systems"][name]
             rate = f"{e['rate']:.1f}x" if e["rate"] else "-"
             vals = [f"{e[metric][s]:.3f}" for s in snrs] + [f"**{e[metric]['avg']:.3f}**"]
-            lines.append("| " + " | ".join([name, e["kind"], rate] + vals) + " |")
+            lines.append("| " + " | ".join([name, _method(e), rate] + vals) + " |")
         lines.append("")
     lines += ["### Models", "", "| system | method | rate | params | file size | RTF (1 thread) | PESQ NaN |",
               "|---|---|---|---|---|---|---|"]
     for name in _order(summary):
         e = summary["systems"][name]
         rate = f"{e['rate']:.1f}x" if e["rate"] else "-"
-        lines.append(f"| {name} | {e['kind']} | {rate} | {e['params']:,} | {e['size_bytes'] / 1024:.0f} KB | "
+        lines.append(f"| {name} | {_method(e)} | {rate} | {e['params']:,} | {e['size_bytes'] / 1024:.0f} KB | "
                      f"{e['rtf']:.4f} | {e['pesq_nan']} |")
     return "\n".join(lines) + "\n"
 
@@ -153,13 +157,15 @@ def plot(summary: dict, path: Path) -> None:
     sy = summary["systems"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in ((axes[0], "pesq", "PESQ"), (axes[1], "stoi", "STOI")):
-        for kind, style in (("mpo", "o-"), ("pruned", "s--")):
-            pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if e["kind"] == kind)
-            if pts:
-                ax.plot(*zip(*pts), style, label=kind)
-        for kind, style in (("dense", "k-"), ("noisy", "k:")):
-            for e in (e for e in sy.values() if e["kind"] == kind):
-                ax.axhline(e[metric]["avg"], linestyle=style[1:], color="k", label=kind)
+        # one curve per compression method (mpo-svd, mpo-scratch, pruned, ...); dense and noisy as lines
+        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned")})
+        for method, marker in zip(methods, "os^vD<>p*"):
+            pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if _method(e) == method)
+            ax.plot(*zip(*pts), marker=marker, linestyle="--" if method.startswith("pruned") else "-", label=method)
+        for e in sy.values():
+            if e["kind"] in ("dense", "noisy"):
+                ax.axhline(e[metric]["avg"], linestyle="-" if e["kind"] == "dense" else ":",
+                           color="k" if _method(e) in ("dense", "noisy") else "grey", label=_method(e))
         ax.set_xscale("log")
         ax.set_xlabel("compression rate of W and U (x)")
         ax.set_ylabel(f"{label} (average)")

@@ -70,12 +70,19 @@ def entry_for(path: Path, root: Path | None = None, card: str | None = None, sco
     """A registry entry for a checkpoint file (kind, rate and params read from the file itself)."""
     root = root or models_dir()
     ckpt = checkpoint.read(path)
+    if "wu_params" not in ckpt:  # checkpoints written before the W/U counts were recorded
+        model, _ = checkpoint.model_from(ckpt)
+        ckpt["wu_params"], ckpt["wu_dense"] = model.core.effective_params(), model.core.dense_count()
     return {
         "file": os.path.relpath(path, root),
         "sha256": checkpoint.sha256(path),
         "kind": ckpt["model"]["kind"],
         "rate": round(float(ckpt["rate"]), 3),
         "params": int(ckpt["params"]),
+        "wu_params": int(ckpt["wu_params"]),
+        "wu_dense": int(ckpt["wu_dense"]),
+        "method": checkpoint.method_of(ckpt),
+        "mask_power": float(ckpt["model"].get("mask_power", 1.0)),
         "size_bytes": path.stat().st_size,
         "scores": scores if scores is not None else ckpt.get("scores", {}),
         "card": card,
@@ -88,7 +95,8 @@ def listing(root: Path | None = None) -> list[dict]:
     rows = []
     for name, e in reg["models"].items():
         rows.append({"name": name, "default": name == reg.get("default"), "kind": e["kind"], "rate": e["rate"],
-                     "params": e["params"], "size_bytes": e["size_bytes"], "scores": e.get("scores", {}),
+                     "method": e.get("method", e["kind"]), "params": e["params"], "wu_params": e.get("wu_params"),
+                     "wu_dense": e.get("wu_dense"), "size_bytes": e["size_bytes"], "scores": e.get("scores", {}),
                      "card": e.get("card")})
     rows.sort(key=lambda r: (not r["default"], r["kind"], r["rate"]))
     return rows

@@ -220,6 +220,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
             logf.flush()
             log.info("step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
             prov = {"data": str(data_root or f"{speech_dir} + {noise_dir}"), "steps": step,
+                    "init": "svd" if init_from and model.cfg.kind == "mpo" else ("dense" if init_from else "scratch"),
+                    "init_from": str(init_from or ""),
                     "train_seconds": round(elapsed, 1), "threads": threads, "train": asdict(cfg)}
             scores = {"valid": {k: row[k] for k in ("val_loss", "val_pesq", "val_stoi")}}
             # Pruned models only count as "best" once they reach their final sparsity.

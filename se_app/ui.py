@@ -40,15 +40,18 @@ NO_PAIR_MSG = "Compare needs an MPO-LSTM and a pruned LSTM with rates within 10%
 
 def model_label(row: dict) -> str:
     """Dropdown label of one registry row: name, kind, compression rate, parameters and file size."""
-    return (f"{row['name']}{' (default)' if row['default'] else ''} · {row['kind']} · {row['rate']:.1f}x · "
+    return (f"{row['name']}{' (default)' if row['default'] else ''} · {row.get('method') or row['kind']} · "
+            f"{row['rate']:.1f}x · "
             f"{row['params']:,} params · {row['size_bytes'] / 1024:.0f} KiB")
 
 
 def mpo_pruned_pairs(rows: list[dict]) -> list[tuple[str, str]]:
-    """(mpo name, pruned name) for every MPO model with a pruned model whose rate is within 10% (closest)."""
-    pruned = [r for r in rows if r["kind"] == "pruned"]
+    """(mpo name, pruned name) for every MPO model with a pruned model whose rate is within 10% (closest).
+    Models with a post-filter are left out: the pair should differ only in how the LSTM was compressed."""
+    raw = [r for r in rows if not (r.get("method") or "").endswith("+pf")]
+    pruned = [r for r in raw if r["kind"] == "pruned"]
     pairs = []
-    for m in (r for r in rows if r["kind"] == "mpo"):
+    for m in (r for r in raw if r["kind"] == "mpo"):
         near = [p for p in pruned if abs(p["rate"] - m["rate"]) <= 0.1 * max(p["rate"], m["rate"])]
         if near:
             pairs.append((m["name"], min(near, key=lambda p: abs(p["rate"] - m["rate"]))["name"]))

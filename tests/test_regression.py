@@ -23,6 +23,28 @@ def test_registry_entries_match_their_files():
         fresh = registry.entry_for(path, ROOT / "models")
         assert (fresh["kind"], fresh["params"], fresh["size_bytes"]) == (e["kind"], e["params"], e["size_bytes"])
         assert fresh["rate"] == pytest.approx(e["rate"], rel=1e-3)
+        assert (fresh["wu_params"], fresh["wu_dense"], fresh["method"]) == (e["wu_params"], e["wu_dense"], e["method"])
+
+
+def test_claimed_rates_hold_by_parameter_count():
+    """A name like mpo-20x or pruned-50x claims a rate: the stored W/U numbers must give it within 5 %."""
+    import re
+
+    from se_app import checkpoint
+
+    reg = registry.read(ROOT / "models")
+    for name, e in reg["models"].items():
+        model, _, _ = checkpoint.load(ROOT / "models" / e["file"])
+        stored = model.core.effective_params()
+        if model.cfg.kind == "pruned":  # count the non-zero weights themselves, not the masks
+            stored = sum(int((w != 0).sum()) for w in model.core.matrices())
+        assert stored == e["wu_params"] and model.core.dense_count() == e["wu_dense"]
+        assert e["rate"] == pytest.approx(e["wu_dense"] / e["wu_params"], rel=1e-3)
+        claim = re.search(r"-(\d+)x", name)
+        if claim:
+            assert abs(e["rate"] / int(claim.group(1)) - 1) <= 0.05, name
+        if e["kind"] == "dense":
+            assert e["rate"] == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -48,8 +48,9 @@ def test_choices_list_every_model_with_details(tiny_registry):
 def test_pairs_need_rates_within_ten_percent():
     rows = [{"name": "m10", "kind": "mpo", "rate": 10.0}, {"name": "p9", "kind": "pruned", "rate": 9.2},
             {"name": "p10", "kind": "pruned", "rate": 10.5}, {"name": "m30", "kind": "mpo", "rate": 30.0},
-            {"name": "d", "kind": "dense", "rate": 1.0}]
-    assert ui.mpo_pruned_pairs(rows) == [("m10", "p10")]
+            {"name": "d", "kind": "dense", "rate": 1.0},
+            {"name": "m10-pf", "kind": "mpo", "method": "mpo-svd+pf", "rate": 10.0}]
+    assert ui.mpo_pruned_pairs(rows) == [("m10", "p10")]  # post-filtered models are not paired
 
 
 def test_enhance_keeps_length_rate_and_names_the_file(tiny_registry, tmp_path):
