@@ -104,7 +104,14 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     names = None if a.models == "all" else [m for m in a.models.split(",") if m]
     try:
-        evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
+        summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
+        if a.report:
+            from pathlib import Path
+
+            from . import report
+
+            command = "se-app " + " ".join(sys.argv[1:] if a.argv is None else a.argv)
+            report.write(summary, Path(a.output), Path(a.report), command, Path(a.notes) if a.notes else None)
     except (FileNotFoundError, ValueError, registry.ModelNotFound) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
@@ -228,12 +235,15 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", required=True)
     v.add_argument("--workers", type=int, default=2, help="processes for scoring")
     v.add_argument("--limit", type=int, default=None, help="score only the first N files")
+    v.add_argument("--report", help="also write the compression-study page (e.g. docs/results.md)")
+    v.add_argument("--notes", help="Markdown appended to the report verbatim (hand-written discussion)")
     v.set_defaults(fn=cmd_evaluate)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    a.argv = argv
     _setup_logging(a.verbose)
     if getattr(a, "snrs", None):
         a.snrs = [int(x) if float(x).is_integer() else x for x in a.snrs]

@@ -52,6 +52,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     files = pairs(testset)[:limit]
     loaded = [(audio.read(n), audio.read(c), n.name) for n, c in files]
     names = _systems(models)
+    known = set(registry.read()["models"])
     rows: list[dict] = []
     meta: dict[str, dict] = {"noisy": {"kind": "noisy", "method": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -68,7 +69,8 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
                 dur += len(x) / sr
                 jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(y), c[1]))))
             meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
-                              "size_bytes": path.stat().st_size, "rtf": spent / max(dur, 1e-9)}
+                              "size_bytes": path.stat().st_size, "rtf": spent / max(dur, 1e-9),
+                              "registered": model_name in known}
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
     base = {(r["file"]): r for r in rows if r["system"] == "noisy"}

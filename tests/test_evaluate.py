@@ -27,7 +27,7 @@ def tiny_testset(tmp_path):
 def test_evaluate_writes_csv_table_json_and_plot(tiny_registry, tiny_testset, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["-q", "evaluate", "--testset", str(tiny_testset), "--models", "tiny-mpo,tiny-pruned",
-                 "-o", str(out), "--workers", "2"]) == 0
+                 "-o", str(out), "--workers", "2", "--report", str(tmp_path / "docs" / "results.md")]) == 0
     rows = list(csv.DictReader(open(out / "per_file.csv")))
     assert len(rows) == 3 * 2 and {r["system"] for r in rows} == {"noisy", "tiny-mpo", "tiny-pruned"}
     assert {r["snr"] for r in rows} == {"0", "5"}
@@ -43,6 +43,28 @@ def test_evaluate_writes_csv_table_json_and_plot(tiny_registry, tiny_testset, tm
     md = (out / "summary.md").read_text()
     assert "### PESQ" in md and "| noisy |" in md and "tiny-pruned" in md
     assert (out / "rates.png").stat().st_size > 1000
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "se-app -q evaluate --testset" in page and "### PESQ" in page and "](../eval/rates.png)" in page
+
+
+def _sys(kind, rate, pesq, method=None, registered=True):
+    return {"kind": kind, "method": method or kind, "rate": rate, "registered": registered,
+            "pesq": {"avg": pesq}, "stoi": {"avg": 0.8}}
+
+
+def test_report_counts_registered_mpo_against_pruning_rate_by_rate():
+    from se_app import report
+
+    summary = {"systems": {
+        "noisy": _sys("noisy", None, 1.3), "lstm-dense": _sys("dense", 1.0, 1.6),
+        "mpo-5x": _sys("mpo", 5.03, 1.50, "mpo-svd"), "pruned-5x": _sys("pruned", 5.0, 1.55),
+        "mpo-20x": _sys("mpo", 19.99, 1.50, "mpo-svd"), "pruned-20x": _sys("pruned", 20.0, 1.45),
+        "scratch-20x": _sys("mpo", 20.9, 1.60, "mpo-scratch", registered=False),
+        "mpo-20x-pf": _sys("mpo", 19.99, 1.70, "mpo-svd+pf"),
+        "mpo-100x": _sys("mpo", 99.8, 1.40, "mpo-svd"), "pruned-100x": _sys("pruned", 100.0, 1.40)}}
+    rows, wins, rates = report.comparison(summary)
+    assert (wins, rates) == (2, 3)  # 20x and 100x (a tie counts); 5x loses; unregistered / +pf not counted
+    assert {r["mpo"] for r in rows if not r["counted"]} == {"scratch-20x", "mpo-20x-pf"}
 
 
 def test_metrics_sanity():
