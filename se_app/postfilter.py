@@ -44,7 +44,7 @@ def score_powers(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Examp
         pesq = np.nanmean([pesq_score(e.clean, yy, stft_cfg.sample_rate) for e, yy in zip(examples, y)])
         stoi = np.nanmean([stoi_score(e.clean, yy, stft_cfg.sample_rate) for e, yy in zip(examples, y)])
         rows.append(PowerScore(p, float(pesq), float(stoi)))
-        log.info("mask power %.2f: valid PESQ %.4f STOI %.4f", p, pesq, stoi)
+        log.debug("mask power %.2f: valid PESQ %.4f STOI %.4f", p, pesq, stoi)
     return rows
 
 
