@@ -19,8 +19,9 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--devtest", type=Path)
     p.add_argument("--command", default="")
+    p.add_argument("--checkpoint", type=Path, help="the shipped file, when it is not RUN/best.pt (post-filter)")
     a = p.parse_args()
-    ck = checkpoint.read(a.run / "best.pt")
+    ck = checkpoint.read(a.checkpoint or a.run / "best.pt")
     prov, mc = ck["provenance"], ck["model"]
     log = list(csv.DictReader(open(a.run / "log.csv")))
     best = max(log, key=lambda r: float(r["val_pesq"]))
@@ -30,9 +31,18 @@ def main() -> None:
            f"- recurrent weights W and U: compression {ck['rate']:.2f}x; stored parameters {ck['params']:,} "
            f"(including biases, feature statistics excluded, and the dense 257 x {mc['hidden']} output layer)"]
     if mc["kind"] == "mpo":
-        out.append(f"- MPO: {mc['n_factors']} factors per matrix, bond dimensions {mc['bonds']}, trained from scratch")
+        how = ("initialised by SVD truncation of the trained dense LSTM's W and U, then fine-tuned"
+               if prov.get("init") == "svd" else "trained from scratch")
+        out.append(f"- MPO: {mc['n_factors']} factors per matrix, bond dimensions {mc['bonds']}, {how}")
     if mc["kind"] == "pruned":
-        out.append(f"- pruning: per-matrix magnitude, sparsity {mc['sparsity']:.4f}")
+        out.append(f"- pruning: per-matrix magnitude (each W and U keeps the same share of its largest weights; "
+                   f"biases and the output layer are not pruned), sparsity {mc['sparsity']:.4f}, reached gradually "
+                   f"(cubic schedule) while fine-tuning the trained dense LSTM")
+    pf = prov.get("postfilter")
+    if pf:
+        table = ", ".join(f"{r['power']:g}: {r['pesq']:.3f}/{r['stoi']:.3f}" for r in pf["table"])
+        out.append(f"- post-filter: mask raised to the power {mc.get('mask_power')} before it is applied, chosen "
+                   f"on {pf['files']} valid mixtures by the rule '{pf['rule']}' (power: valid PESQ/STOI = {table})")
     t = prov.get("train", {})
     out += [f"- data: `{prov.get('data')}` train split only (16 kHz LibriSpeech + 8 kHz read speech with band "
             f"mask, real noise), mixed on the fly, SNR -5..20 dB",
