@@ -1,13 +1,15 @@
 """The compression-study report: the evaluation summary turned into one Markdown page (docs/results.md).
 
 The page is generated, never edited by hand: the command that made it, the rate-by-rate comparison of MPO
-against pruning (counted over the registered MPO models without a post-filter, i.e. the shipped study models),
+against pruning (counted over the shipped study models: registered, named ``mpo-<N>x``, without a post-filter;
+other MPO variants such as ``mpo-20x-svd`` are listed but not counted),
 the full tables, the plot, and a hand-written notes file appended verbatim.
 """
 from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -20,13 +22,15 @@ def _near(a: float, b: float, tol: float = 0.1) -> bool:
 
 def comparison(summary: dict, metric: str = "pesq") -> tuple[list[dict], int, int]:
     """Rows (one per pruned system and MPO system of about the same rate, within 10 %), and (wins, rates):
-    at how many pruned rates the registered, non-post-filtered MPO model scores at least as high."""
+    at how many pruned rates the shipped MPO study model (registered, named mpo-<N>x, no post-filter) scores at
+    least as high.  Variants (the other initialisation, post-filtered models) are rows, not counted."""
     sy = summary["systems"]
     pruned = sorted((n for n, e in sy.items() if e["kind"] == "pruned"), key=lambda n: sy[n]["rate"])
     rows, wins, rates = [], 0, 0
     for p in pruned:
         mpos = [n for n, e in sy.items() if e["kind"] == "mpo" and _near(e["rate"], sy[p]["rate"])]
-        counted = [n for n in mpos if sy[n].get("registered") and not _method(sy[n]).endswith("+pf")]
+        counted = [n for n in mpos if sy[n].get("registered") and re.fullmatch(r"mpo-\d+x", n)
+                   and not _method(sy[n]).endswith("+pf")]
         for m in sorted(mpos, key=lambda n: (n not in counted, n)):
             diff = sy[m][metric]["avg"] - sy[p][metric]["avg"]
             rows.append({"rate": sy[p]["rate"], "mpo": m, "method": _method(sy[m]), "mpo_score": sy[m][metric]["avg"],
@@ -54,7 +58,7 @@ def render(summary: dict, command: str, plot_rel: str, notes: str = "") -> str:
             lines.append(f"| {r['rate']:.1f}x | {r['mpo']} | {r['method']} | {r['mpo_score']:.3f} | {r['pruned']} | "
                          f"{r['pruned_score']:.3f} | {r['diff']:+.3f} | {'yes' if r['counted'] else 'no'} |")
         lines += ["", f"**MPO scores at least as high {label} as pruning at {wins} of {rates} rates** (counted: the "
-                  "registered MPO model of each rate, without post-filter).", ""]
+                  "shipped MPO model of each rate, `mpo-<N>x`, without post-filter).", ""]
     lines += ["## Tables", "", markdown(summary), f"![PESQ and STOI against compression rate]({plot_rel})", ""]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]

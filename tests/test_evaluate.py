@@ -60,11 +60,12 @@ def test_report_counts_registered_mpo_against_pruning_rate_by_rate():
         "mpo-5x": _sys("mpo", 5.03, 1.50, "mpo-svd"), "pruned-5x": _sys("pruned", 5.0, 1.55),
         "mpo-20x": _sys("mpo", 19.99, 1.50, "mpo-svd"), "pruned-20x": _sys("pruned", 20.0, 1.45),
         "scratch-20x": _sys("mpo", 20.9, 1.60, "mpo-scratch", registered=False),
+        "mpo-20x-scratch": _sys("mpo", 20.9, 1.60, "mpo-scratch"),
         "mpo-20x-pf": _sys("mpo", 19.99, 1.70, "mpo-svd+pf"),
         "mpo-100x": _sys("mpo", 99.8, 1.40, "mpo-svd"), "pruned-100x": _sys("pruned", 100.0, 1.40)}}
     rows, wins, rates = report.comparison(summary)
     assert (wins, rates) == (2, 3)  # 20x and 100x (a tie counts); 5x loses; unregistered / +pf not counted
-    assert {r["mpo"] for r in rows if not r["counted"]} == {"scratch-20x", "mpo-20x-pf"}
+    assert {r["mpo"] for r in rows if not r["counted"]} == {"scratch-20x", "mpo-20x-pf", "mpo-20x-scratch"}
 
 
 def test_metrics_sanity():
