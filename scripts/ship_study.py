@@ -11,7 +11,6 @@ uses only the valid split (the best.pt's valid PESQ, 16 fixed mixtures); the dev
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -84,8 +83,7 @@ def main() -> None:
                 entry["scores"]["devtest"] = {m: round(s[m]["avg"], 4) for m in ("pesq", "stoi", "estoi", "si_sdr")}
             registry.write(reg)
             t = checkpoint.read(ckpt)["provenance"]["train"]
-            scratch = checkpoint.read(ckpt)["provenance"].get("init") == "scratch"
-            init = "" if scratch else " --init-from models/lstm-dense.pt"
+            init = "" if v["init"] == "scratch" else " --init-from models/lstm-dense.pt"
             kind, rate = name.split("-")[0], name.split("-")[1][:-1]
             cmd = (f"se-app train --data ../shared/data --kind {kind} --rate {rate} -o {run}{init} --steps {t['steps']} "
                    f"--lr {t['lr']} --warmup {t['warmup']} --prune-start {t['prune_start']} --prune-end {t['prune_end']}")

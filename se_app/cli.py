@@ -61,6 +61,14 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def _corpus_given(a: argparse.Namespace) -> bool:
+    """--data, or both --speech-dir and --noise-dir; says what is missing otherwise."""
+    if a.data or (a.speech_dir and a.noise_dir):
+        return True
+    print("se-app: error: give --data MANIFEST_DIR or both --speech-dir and --noise-dir", file=sys.stderr)
+    return False
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .model import ModelConfig
     from .train import TrainConfig, train
@@ -82,8 +90,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         elif mc.get("kind") == "pruned":
             mc["sparsity"] = 1.0 - 1.0 / a.rate
     model_cfg = ModelConfig.from_dict(mc)
-    if not (a.data or (a.speech_dir and a.noise_dir)):
-        print("se-app: error: give --data MANIFEST_DIR or both --speech-dir and --noise-dir", file=sys.stderr)
+    if not _corpus_given(a):
         return 2
     row = train(model_cfg, train_cfg, a.output, a.data, a.speech_dir, a.noise_dir, resume=a.resume,
                 threads=a.threads, max_minutes=a.max_minutes, init_from=a.init_from, progress=not a.quiet)
@@ -122,8 +129,7 @@ def cmd_tune_post(a: argparse.Namespace) -> int:
     from . import data, postfilter
     from .train import TrainConfig, valid_set
 
-    if not (a.data or (a.speech_dir and a.noise_dir)):
-        print("se-app: error: give --data MANIFEST_DIR or both --speech-dir and --noise-dir", file=sys.stderr)
+    if not _corpus_given(a):
         return 2
     corpus = data.load_corpus(data.list_corpus(a.data, "valid", a.speech_dir, a.noise_dir))
     examples = valid_set(corpus, TrainConfig(valid_count=a.count, seed=a.seed))

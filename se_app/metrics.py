@@ -15,6 +15,14 @@ log = logging.getLogger(__name__)
 METRICS = ("pesq", "stoi", "estoi", "si_sdr")
 
 
+def mean_pesq_stoi(cleans, estimates, rate: int) -> tuple[float, float]:
+    """Mean PESQ and STOI over pairs (NaN PESQ of rejected files left out of the mean)."""
+    pairs = list(zip(cleans, estimates))
+    pesq = np.nanmean([pesq_score(c, y, rate) for c, y in pairs])
+    stoi = np.nanmean([stoi_score(c, y, rate) for c, y in pairs])
+    return float(pesq), float(stoi)
+
+
 def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
     """Scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean signals."""
     ref = ref.astype(np.float64) - ref.mean()

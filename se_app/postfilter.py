@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, data
-from .metrics import pesq_score, stoi_score
+from .metrics import mean_pesq_stoi
 from .model import MaskNet
 from .stft import STFTConfig, istft, log_power, stft
 
@@ -41,9 +41,8 @@ def score_powers(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Examp
     rows = []
     for p in powers:
         y = istft(spec * mask.pow(p), stft_cfg, noisy.shape[-1]).numpy()
-        pesq = np.nanmean([pesq_score(e.clean, yy, stft_cfg.sample_rate) for e, yy in zip(examples, y)])
-        stoi = np.nanmean([stoi_score(e.clean, yy, stft_cfg.sample_rate) for e, yy in zip(examples, y)])
-        rows.append(PowerScore(p, float(pesq), float(stoi)))
+        pesq, stoi = mean_pesq_stoi([e.clean for e in examples], y, stft_cfg.sample_rate)
+        rows.append(PowerScore(p, pesq, stoi))
         log.debug("mask power %.2f: valid PESQ %.4f STOI %.4f", p, pesq, stoi)
     return rows
 

@@ -89,6 +89,11 @@ def entry_for(path: Path, root: Path | None = None, card: str | None = None, sco
     }
 
 
+def rates_match(a: float, b: float, tol: float = 0.1) -> bool:
+    """Two compression rates count as the same rate when within ``tol`` (relative to the larger)."""
+    return abs(a - b) <= tol * max(a, b)
+
+
 def listing(root: Path | None = None) -> list[dict]:
     """Rows for ``se-app models``: name, kind, rate, params, size and known scores, default first."""
     reg = read(root)

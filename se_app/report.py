@@ -14,10 +14,7 @@ import time
 from pathlib import Path
 
 from .evaluate import _method, markdown
-
-
-def _near(a: float, b: float, tol: float = 0.1) -> bool:
-    return abs(a - b) <= tol * max(a, b)
+from .registry import rates_match
 
 
 def comparison(summary: dict, metric: str = "pesq") -> tuple[list[dict], int, int]:
@@ -28,7 +25,7 @@ def comparison(summary: dict, metric: str = "pesq") -> tuple[list[dict], int, in
     pruned = sorted((n for n, e in sy.items() if e["kind"] == "pruned"), key=lambda n: sy[n]["rate"])
     rows, wins, rates = [], 0, 0
     for p in pruned:
-        mpos = [n for n, e in sy.items() if e["kind"] == "mpo" and _near(e["rate"], sy[p]["rate"])]
+        mpos = [n for n, e in sy.items() if e["kind"] == "mpo" and rates_match(e["rate"], sy[p]["rate"])]
         counted = [n for n in mpos if sy[n].get("registered") and re.fullmatch(r"mpo-\d+x", n)
                    and not _method(sy[n]).endswith("+pf")]
         for m in sorted(mpos, key=lambda n: (n not in counted, n)):

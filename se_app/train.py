@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import checkpoint, data
 from .enhancer import apply_model
-from .metrics import pesq_score, stoi_score
+from .metrics import mean_pesq_stoi, pesq_score
 from .model import MaskNet, ModelConfig
 from .stft import STFTConfig, log_power, stft
 
@@ -114,10 +114,9 @@ def validate(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Example],
     sub = examples[: cfg.valid_pesq_count]
     noisy = torch.from_numpy(np.stack([e.noisy for e in sub]))
     enhanced = apply_model(model, noisy, stft_cfg).numpy()
-    pesqs = [pesq_score(e.clean, y, stft_cfg.sample_rate) for e, y in zip(sub, enhanced)]
-    stois = [stoi_score(e.clean, y, stft_cfg.sample_rate) for e, y in zip(sub, enhanced)]
+    pesq, stoi = mean_pesq_stoi([e.clean for e in sub], enhanced, stft_cfg.sample_rate)
     model.train()
-    return {"val_loss": val_loss, "val_pesq": float(np.nanmean(pesqs)), "val_stoi": float(np.nanmean(stois))}
+    return {"val_loss": val_loss, "val_pesq": pesq, "val_stoi": stoi}
 
 
 def init_from_dense(model: MaskNet, path: str) -> None:

@@ -52,7 +52,7 @@ def mpo_pruned_pairs(rows: list[dict]) -> list[tuple[str, str]]:
     pruned = [r for r in raw if r["kind"] == "pruned"]
     pairs = []
     for m in (r for r in raw if r["kind"] == "mpo"):
-        near = [p for p in pruned if abs(p["rate"] - m["rate"]) <= 0.1 * max(p["rate"], m["rate"])]
+        near = [p for p in pruned if registry.rates_match(p["rate"], m["rate"])]
         if near:
             pairs.append((m["name"], min(near, key=lambda p: abs(p["rate"] - m["rate"]))["name"]))
     return pairs
