@@ -109,7 +109,7 @@ def cmd_make_testset(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
-    names = None if a.models == "all" else [m for m in a.models.split(",") if m]
+    names = [m for m in a.models.split(",") if m] or None
     try:
         summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
         if a.report:
@@ -237,7 +237,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("evaluate", help="score models on a noisy/clean test set")
     v.add_argument("--testset", required=True, help="folder with noisy/ and clean/")
-    v.add_argument("--models", default="all", help="'all' or comma-separated registry names / paths")
+    v.add_argument("--models", default="all", help="comma-separated registry names / checkpoint paths; 'all' = every registered model; "
+                   "'noisereduce' = classical baseline (optional extra)")
     v.add_argument("-o", "--output", required=True)
     v.add_argument("--workers", type=int, default=2, help="processes for scoring")
     v.add_argument("--limit", type=int, default=None, help="score only the first N files")

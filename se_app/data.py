@@ -63,6 +63,10 @@ def list_corpus(data: str | Path | None = None, split: str = "train", speech_dir
 def load_clip(path: Path, rate: int) -> Clip:
     x, sr = sf.read(str(path), dtype="float32", always_2d=True)
     x = x.mean(axis=1)
+    # Remove a constant DC offset: some recordings carry one (the humpback-whale noise sits at +0.36, 20-28 dB
+    # above its sound), and SNRs set on power that includes DC would leave the audible noise far weaker than
+    # the requested SNR (STFT bin 0 and every metric that removes the mean ignore it).
+    x = x - x.mean(dtype=np.float64).astype(np.float32)
     if sr != RATE:
         x = soxr.resample(x, sr, RATE).astype(np.float32)
     # Upsampled speech is empty near and above its old Nyquist (the resampler's roll-off starts ~5 %

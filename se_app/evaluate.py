@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import audio, registry
+from . import audio, baselines, registry
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
 from .testset import pairs, snr_of
@@ -36,12 +36,15 @@ def _score_job(args) -> dict:
 
 
 def _systems(names: list[str] | None) -> list[str]:
-    if names:
-        return names
-    rows = registry.listing()
-    if not rows:
-        raise registry.ModelNotFound("no models registered; pass --models NAME_OR_PATH")
-    return [r["name"] for r in rows]
+    """Names to score: ``None`` or an ``all`` entry expands to every registered model (in registry order)."""
+    names = list(names or ["all"])
+    if "all" in names:
+        rows = registry.listing()
+        if not rows:
+            raise registry.ModelNotFound("no models registered; pass --models NAME_OR_PATH")
+        i = names.index("all")
+        names[i:i + 1] = [r["name"] for r in rows]
+    return list(dict.fromkeys(names))
 
 
 def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,
@@ -59,8 +62,9 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
         jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(n[0]), c[1])))
                 for n, c, name in loaded]
         for model_name in names:
-            enh = Enhancer.load(model_name)
-            path, _ = registry.resolve(model_name)
+            classical = model_name in baselines.NAMES
+            enh = baselines.load(model_name) if classical else Enhancer.load(model_name)
+            size = 0 if classical else registry.resolve(model_name)[0].stat().st_size
             spent, dur = 0.0, 0.0
             for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress):
                 t0 = time.perf_counter()
@@ -69,7 +73,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
                 dur += len(x) / sr
                 jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(y), c[1]))))
             meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
-                              "size_bytes": path.stat().st_size, "rtf": spent / max(dur, 1e-9),
+                              "size_bytes": size, "rtf": spent / max(dur, 1e-9),
                               "registered": model_name in known}
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
@@ -120,8 +124,8 @@ def _summarise(rows: list[dict], meta: dict) -> dict:
 
 def _order(summary: dict) -> list[str]:
     sy = summary["systems"]
-    rank = {"noisy": 0, "dense": 1}
-    return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 2), sy[n]["rate"] or 0, _method(sy[n]), n))
+    rank = {"noisy": 0, "classical": 1, "dense": 2}
+    return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 3), sy[n]["rate"] or 0, _method(sy[n]), n))
 
 
 def _method(e: dict) -> str:
@@ -165,8 +169,8 @@ def plot(summary: dict, path: Path) -> None:
             pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if _method(e) == method)
             ax.plot(*zip(*pts), marker=marker, linestyle="--" if method.startswith("pruned") else "-", label=method)
         for e in sy.values():
-            if e["kind"] in ("dense", "noisy"):
-                ax.axhline(e[metric]["avg"], linestyle="-" if e["kind"] == "dense" else ":",
+            if e["kind"] in ("dense", "noisy", "classical"):
+                ax.axhline(e[metric]["avg"], linestyle={"dense": "-", "noisy": ":"}.get(e["kind"], "-."),
                            color="k" if _method(e) in ("dense", "noisy") else "grey", label=_method(e))
         ax.set_xscale("log")
         ax.set_xlabel("compression rate of W and U (x)")

@@ -84,3 +84,32 @@ def test_pesq_rejection_is_nan_not_a_crash():
     assert math.isnan(metrics.pesq_score(np.zeros(16000, np.float32), np.zeros(16000, np.float32), 16000))
     g = metrics.get_metrics(np.zeros(16000), np.zeros(16000), np.zeros(16000), 16000, which=("pesq", "si_sdr"))
     assert math.isnan(g["pesq"]) and "si_sdr_improvement" in g
+
+
+def test_all_expands_to_every_registered_model_and_keeps_extra_names(tiny_registry):
+    from se_app.evaluate import _systems
+
+    registered = ["tiny-dense", "tiny-mpo", "tiny-pruned"]
+    assert sorted(_systems(None)) == registered
+    names = _systems(["all", "noisereduce", "tiny-mpo"])
+    assert sorted(names[:3]) == registered and names[3:] == ["noisereduce"]
+
+
+def test_classical_baseline_row_is_scored_like_a_model(tiny_registry, tiny_testset, tmp_path):
+    pytest.importorskip("noisereduce")
+    out = tmp_path / "eval"
+    assert main(["-q", "evaluate", "--testset", str(tiny_testset), "--models", "tiny-mpo,noisereduce",
+                 "-o", str(out), "--workers", "1"]) == 0
+    s = json.loads((out / "summary.json").read_text())["systems"]
+    nr = s["noisereduce"]
+    assert nr["kind"] == "classical" and nr["params"] == 0 and nr["rate"] is None and nr["rtf"] > 0
+    assert 1.0 <= nr["pesq"]["avg"] <= 4.7 and nr["pesq"]["avg"] != s["noisy"]["pesq"]["avg"]
+    md = (out / "summary.md").read_text()
+    assert md.index("| noisereduce |") < md.index("| tiny-mpo |")
+
+
+def test_unknown_baseline_is_a_clear_error():
+    from se_app import baselines
+
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baselines.load("wiener")

@@ -118,6 +118,19 @@ def test_mixing_hits_the_requested_snr(corpus_dir, snr):
         assert np.abs(ex.noisy).max() <= 0.99 + 1e-6
 
 
+def test_dc_offset_in_a_recording_does_not_fake_the_snr(tmp_path):
+    """A noise file riding on a DC offset (as one real recording does) must not count its DC as noise."""
+    rng = np.random.default_rng(1)
+    sf.write(str(tmp_path / "speech.flac"), speechlike(2.0, seed=3), 16000)
+    sf.write(str(tmp_path / "noise.flac"), (0.36 + 0.01 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    clips = {"speech": [data.load_clip(tmp_path / "speech.flac", 16000)],
+             "noise": [data.load_clip(tmp_path / "noise.flac", 16000)]}
+    assert abs(float(clips["noise"][0].audio.mean())) < 1e-4
+    ex = data.Mixer(clips, seconds=1.5, eq=False).mix(np.random.default_rng(0), snr_db=0.0)
+    ac = lambda x: float(np.var(x.astype(np.float64)))  # noqa: E731 - power without DC
+    assert abs(10 * np.log10(ac(ex.clean) / ac(ex.noise))) < 0.5
+
+
 def test_make_testset(corpus_dir, tmp_path):
     n = make_testset(tmp_path, str(corpus_dir), snrs=(-5, 0, 5), progress=False)
     assert n == 2 * 3
