@@ -112,6 +112,7 @@ class Example:
     noise: np.ndarray
     snr_db: float
     band_bins: int
+    noise_names: tuple[str, ...] = ()  # file stems of the noise recordings mixed in (for per-noise analysis)
 
 
 class Mixer:
@@ -132,9 +133,11 @@ class Mixer:
         clip = speech or self.speech[rng.choice(len(self.speech), p=self.speech_p)]
         n = len(clip.audio) if whole else self.n
         s = _segment(clip.audio, n, rng, loop=False)
-        noise = _segment(self.noise[rng.integers(len(self.noise))].audio, n, rng, loop=True)
+        first = self.noise[rng.integers(len(self.noise))]
+        noise, used = _segment(first.audio, n, rng, loop=True), [first]
         if rng.random() < 0.3:
-            second = _segment(self.noise[rng.integers(len(self.noise))].audio, n, rng, loop=True)
+            used.append(self.noise[rng.integers(len(self.noise))])
+            second = _segment(used[1].audio, n, rng, loop=True)
             noise = noise + second * np.sqrt(power(noise) / power(second)) * 10 ** (rng.uniform(-10, 0) / 20)
         if self.eq:
             s, noise = _random_eq(s, rng), _random_eq(noise, rng)
@@ -146,7 +149,8 @@ class Mixer:
         if peak > 0.99:
             gain *= 0.99 / peak
         return Example((noisy * gain).astype(np.float32), (s * gain).astype(np.float32),
-                       (noise * gain).astype(np.float32), snr, clip.band_bins)
+                       (noise * gain).astype(np.float32), snr, clip.band_bins,
+                       tuple(Path(c.path).stem for c in used))
 
     def batch(self, rng: np.random.Generator, size: int) -> list[Example]:
         return [self.mix(rng) for _ in range(size)]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from . import audio, baselines, registry
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
-from .testset import pairs, snr_of
+from .testset import noise_of, pairs, snr_of
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
             r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
     _write_csv(out / "per_file.csv", rows)
     summary = _summarise(rows, meta)
+    noise = noise_of(testset)
+    if noise:
+        summary["by_noise"] = by_noise(rows, noise)
+        (out / "by_noise.md").write_text(by_noise_markdown(summary["by_noise"], list(meta)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     plot(summary, out / "rates.png")
@@ -120,6 +124,35 @@ def _summarise(rows: list[dict], meta: dict) -> dict:
             entry[metric]["avg"] = _mean([r[metric] for r in mine])
         out["systems"][system] = entry
     return out
+
+
+def by_noise(rows: list[dict], noise: dict[str, str]) -> dict:
+    """{noise: {"files": n, "noisy_pesq": mean, "gain": {system: mean PESQ improvement}}} for the files
+    ``noise`` names (file -> first noise recording of the pair)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        n = noise.get(r["file"])
+        if n is None:
+            continue
+        e = out.setdefault(n, {"files": set(), "noisy": [], "gain": {}})
+        e["files"].add(r["file"])
+        (e["noisy"] if r["system"] == "noisy" else e["gain"].setdefault(r["system"], [])).append(
+            r["pesq"] if r["system"] == "noisy" else r["pesq_improvement"])
+    return {n: {"files": len(e["files"]), "noisy_pesq": _mean(e["noisy"]),
+                "gain": {s: _mean(v) for s, v in e["gain"].items()}} for n, e in sorted(out.items())}
+
+
+def by_noise_markdown(table: dict, systems: list[str]) -> str:
+    """Noise recordings as rows (hardest for the last system first), PESQ gain per system as columns."""
+    systems = [s for s in systems if s != "noisy"]
+    head = ["noise", "pairs", "noisy PESQ", *systems]
+    lines = ["### PESQ gain over the noisy input, by noise recording", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    key = systems[-1] if systems else None
+    for n, e in sorted(table.items(), key=lambda kv: kv[1]["gain"].get(key, 0.0) if key else kv[0]):
+        vals = [f"{e['gain'][s]:+.3f}" for s in systems]
+        lines.append("| " + " | ".join([n, str(e["files"]), f"{e['noisy_pesq']:.3f}", *vals]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _order(summary: dict) -> list[str]:

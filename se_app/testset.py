@@ -1,10 +1,13 @@
 """The dev test set: every test-split speech utterance at every SNR with test-split noise.
 
 Layout (shared with anyone's noisy/clean folder pairs): ``DIR/noisy/NAME.wav`` and ``DIR/clean/NAME.wav``
-with the same names; NAME ends in ``_snr{SNR}`` so scores can be grouped by SNR.
+with the same names; NAME ends in ``_snr{SNR}`` so scores can be grouped by SNR.  ``DIR/pairs.csv`` (optional,
+written by the builder) names the speech and noise recordings behind each pair, so scores can be grouped by
+noise too.
 """
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from pathlib import Path
@@ -16,6 +19,21 @@ from . import audio, data
 
 log = logging.getLogger(__name__)
 SNR_RE = re.compile(r"_snr(-?\d+(?:\.\d+)?)$")
+PAIRS_CSV = "pairs.csv"
+
+
+def _recording(stem: str) -> str:
+    """'humpback-whale__test' -> 'humpback-whale' (the corpus names its split cuts NAME__SPLIT)."""
+    return re.sub(r"__(train|valid|test)$", "", stem)
+
+
+def noise_of(testset: str | Path) -> dict[str, str]:
+    """File name -> the (first) noise recording behind it, from DIR/pairs.csv; empty when there is none."""
+    path = Path(testset) / PAIRS_CSV
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {r["name"]: r["noise"].split("+")[0] for r in csv.DictReader(f)}
 
 
 def snr_of(name: str) -> str:
@@ -31,7 +49,7 @@ def make_testset(out_dir: str | Path, data_root: str | None = None, split: str =
     corpus = data.load_corpus(data.list_corpus(data_root, split, speech_dir, noise_dir))
     mixer = data.Mixer(corpus, eq=False, level_range=(-30.0, -20.0))
     out = Path(out_dir)
-    count = 0
+    listing = []
     for i, clip in enumerate(tqdm(corpus["speech"], desc="make-testset", disable=not progress)):
         stem = Path(clip.path).stem
         for snr in snrs:
@@ -40,7 +58,14 @@ def make_testset(out_dir: str | Path, data_root: str | None = None, split: str =
             name = f"{stem}_snr{snr:g}.wav"
             audio.write(out / "noisy" / name, ex.noisy, data.RATE, subtype="PCM_16", fmt="WAV")
             audio.write(out / "clean" / name, ex.clean, data.RATE, subtype="PCM_16", fmt="WAV")
-            count += 1
+            listing.append({"name": name, "speech": stem, "noise": "+".join(map(_recording, ex.noise_names)),
+                            "snr_db": f"{snr:g}"})
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / PAIRS_CSV, "w", newline="") as f:
+        w = csv.DictWriter(f, ["name", "speech", "noise", "snr_db"])
+        w.writeheader()
+        w.writerows(listing)
+    count = len(listing)
     log.info("wrote %d noisy/clean pairs to %s", count, out)
     return count
 

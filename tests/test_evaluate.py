@@ -113,3 +113,18 @@ def test_unknown_baseline_is_a_clear_error():
 
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines.load("wiener")
+
+
+def test_pairs_csv_gives_a_per_noise_table(tiny_registry, tiny_testset, tmp_path):
+    (tiny_testset / "pairs.csv").write_text("name,speech,noise,snr_db\nutt0_snr0.wav,utt0,hum+tap,0\n"
+                                            "utt1_snr5.wav,utt1,tap,5\n")
+    out = tmp_path / "eval"
+    assert main(["-q", "evaluate", "--testset", str(tiny_testset), "--models", "tiny-mpo", "-o", str(out),
+                 "--workers", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    table = summary["by_noise"]
+    assert set(table) == {"hum", "tap"} and table["hum"]["files"] == 1 and table["tap"]["files"] == 1
+    rows = {r["file"]: r for r in csv.DictReader(open(out / "per_file.csv")) if r["system"] == "tiny-mpo"}
+    assert table["tap"]["gain"]["tiny-mpo"] == pytest.approx(float(rows["utt1_snr5.wav"]["pesq_improvement"]), abs=1e-3)
+    md = (out / "by_noise.md").read_text()
+    assert "| hum | 1 |" in md and "tiny-mpo" in md

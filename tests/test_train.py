@@ -9,7 +9,7 @@ from conftest import speechlike
 from se_app import checkpoint, data
 from se_app.model import ModelConfig
 from se_app.stft import STFTConfig
-from se_app.testset import make_testset, pairs, snr_of
+from se_app.testset import make_testset, noise_of, pairs, snr_of
 from se_app.train import TrainConfig, loss_fn, to_batch, train
 
 TINY_TRAIN = dict(steps=60, batch=4, seconds=1.0, epoch_steps=20, valid_count=4, valid_pesq_count=2, lr=3e-3,
@@ -141,3 +141,8 @@ def test_make_testset(corpus_dir, tmp_path):
         assert len(x) == len(c) == 32000
         got = 10 * np.log10(np.mean(c ** 2) / np.mean((x - c) ** 2))
         assert abs(got - float(snr_of(noisy.name))) < 0.5
+    listing = list(csv.DictReader(open(tmp_path / "pairs.csv")))
+    assert sorted(r["name"] for r in listing) == sorted(p.name for p, _ in ps)
+    assert {r["speech"] for r in listing} == {"test0", "test1"}
+    assert all(set(r["noise"].split("+")) <= {"test0", "test1"} for r in listing)
+    assert noise_of(tmp_path) == {r["name"]: r["noise"].split("+")[0] for r in listing}
