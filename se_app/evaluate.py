@@ -143,12 +143,12 @@ def by_noise(rows: list[dict], noise: dict[str, str]) -> dict:
 
 
 def by_noise_markdown(table: dict, systems: list[str]) -> str:
-    """Noise recordings as rows (hardest for the last system first), PESQ gain per system as columns."""
+    """Noise recordings as rows (hardest for the first system first), PESQ gain per system as columns."""
     systems = [s for s in systems if s != "noisy"]
     head = ["noise", "pairs", "noisy PESQ", *systems]
     lines = ["### PESQ gain over the noisy input, by noise recording", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
-    key = systems[-1] if systems else None
+    key = systems[0] if systems else None
     for n, e in sorted(table.items(), key=lambda kv: kv[1]["gain"].get(key, 0.0) if key else kv[0]):
         vals = [f"{e['gain'][s]:+.3f}" for s in systems]
         lines.append("| " + " | ".join([n, str(e["files"]), f"{e['noisy_pesq']:.3f}", *vals]) + " |")
