@@ -20,7 +20,7 @@ import torch
 
 from . import audio, checkpoint, registry
 from .model import MaskNet
-from .stft import STFTConfig, istft, istft_frames, log_power, stft, window
+from .stft import DCBlocker, STFTConfig, istft, istft_frames, log_power, stft, window
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ def floor_from_db(limit_db: float | None) -> float:
 
 @torch.no_grad()
 def apply_model(model: MaskNet, x: torch.Tensor, cfg: STFTConfig, floor: float = 0.0) -> torch.Tensor:
-    """Whole-signal enhancement at the model rate: x (B, N) -> (B, N), same length."""
-    spec = stft(x, cfg)
+    """Whole-signal enhancement at the model rate: x (B, N) -> (B, N), same length (DC blocked first)."""
+    spec = stft(DCBlocker(x.shape[0])(x), cfg)
     mask, _ = model(log_power(spec))
     mask = model.gain(mask)
     if floor > 0:
@@ -56,6 +56,7 @@ class Stream:
         self.model, self.cfg, self.floor = model, cfg, floor
         self.latency = cfg.latency
         self.state = model.core.zero_state(channels)
+        self.dc = DCBlocker(channels)
         self.win = window(cfg)
         self.inbuf = torch.zeros(channels, cfg.n_fft - cfg.hop)  # the causal left padding
         self.tail = torch.zeros(channels, cfg.n_fft - cfg.hop)  # second half of the last frame
@@ -100,7 +101,7 @@ class Stream:
         """chunk (B, n) -> (B, n) enhanced, delayed by ``latency`` samples."""
         x = torch.as_tensor(chunk, dtype=torch.float32)
         n = x.shape[1]
-        self._push(x)
+        self._push(self.dc(x))
         out, self.ready = self.ready[:, :n], self.ready[:, n:]
         return out
 

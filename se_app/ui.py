@@ -274,7 +274,7 @@ def build_demo() -> gr.Blocks:
                     gr.Examples([[p] for p in examples], inputs=[noisy], label="Example clips")
                 model = gr.Dropdown(model_choices, value=default, label="Model (kind · compression · params · size)")
                 strength = gr.Slider(0, NO_LIMIT_DB, NO_LIMIT_DB, step=1, label="Strength: attenuation limit (dB)",
-                                     info=f"How far noise may be lowered: 0 = bypass, {NO_LIMIT_DB} = no limit")
+                                     info=f"How far noise may be lowered: 0 = bypass (only DC is removed), {NO_LIMIT_DB} = no limit")
                 channels = gr.Radio(["each", "mix"], value="each", label="Channels",
                                     info="each: enhance every channel; mix: downmix to mono first")
                 clean = gr.Audio(sources=["upload"], type="filepath", label="Clean reference (optional, for scores)")

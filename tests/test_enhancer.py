@@ -7,7 +7,7 @@ from conftest import speechlike
 from se_app import audio
 from se_app.enhancer import Enhancer, Stream, apply_model
 from se_app.model import MaskNet, ModelConfig
-from se_app.stft import STFTConfig
+from se_app.stft import DCBlocker, STFTConfig
 
 torch.set_num_threads(1)
 CFG = STFTConfig()
@@ -104,7 +104,8 @@ def test_identity_mask_passes_audio_through_and_does_not_clip_arrays():
     x = speechlike(0.5, seed=6)
     x = 3.0 * x / np.abs(x).max()  # float input above 1.0
     y = e.enhance(x, 16000)
-    assert np.abs(y - x).max() < 1e-3
+    passed = DCBlocker(1)(torch.from_numpy(x)[None])[0].numpy()  # the DC blocker is the only change
+    assert np.abs(y - passed).max() < 1e-3
     assert np.abs(y).max() > 1.0
 
 
@@ -136,3 +137,23 @@ def test_attenuation_limit_is_a_mask_floor():
     assert np.abs(y0).max() < 1e-6
     ratio = np.sqrt(np.mean(y12[2000:-2000] ** 2) / np.mean(x[2000:-2000] ** 2))
     assert ratio == pytest.approx(10 ** (-12 / 20), rel=0.05)
+
+
+def test_dc_offset_is_blocked_and_does_not_change_the_enhancement(enh):
+    """A DC offset on the input leaves the output zero-mean and (after the blocker's ~12 ms settling) the same."""
+    x = speechlike(2.0, seed=8)
+    y0, y1 = enh.enhance(x, 16000), enh.enhance(x + 0.3, 16000)
+    late = slice(16000, None)  # 1 s on: the blocker's step response (time constant 1000 samples) is gone
+    assert abs(float(y1[late].mean())) < 1e-3
+    assert np.abs(y1[late] - y0[late]).max() < 1e-2 * np.abs(y0).max()
+
+
+def test_dc_blocker_chunked_equals_whole():
+    x = torch.from_numpy(np.stack([speechlike(0.3, seed=1), speechlike(0.3, seed=2) + 0.1]))
+    whole = DCBlocker(2)(x)
+    f, parts, i = DCBlocker(2), [], 0
+    for n in (1, 0, 100, 2047, 5000):
+        parts.append(f(x[:, i:i + n]))
+        i += n
+    parts.append(f(x[:, i:]))
+    assert torch.allclose(torch.cat(parts, dim=1), whole, atol=1e-6)
