@@ -11,9 +11,6 @@ import numpy as np
 
 from . import audio
 
-NAMES = ("noisereduce",)
-
-
 class NoiseReduce:
     """Non-stationary spectral gating with the library's defaults (no tuning on our data)."""
 
@@ -37,8 +34,12 @@ class NoiseReduce:
         return y[:, 0] if np.asarray(x).ndim == 1 else y
 
 
+BASELINES = {NoiseReduce.name: NoiseReduce}
+NAMES = tuple(BASELINES)
+
+
 def load(name: str) -> NoiseReduce:
     """Baseline by name; ValueError for an unknown one."""
-    if name == "noisereduce":
-        return NoiseReduce()
-    raise ValueError(f"unknown baseline {name!r}; known: {', '.join(NAMES)}")
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(NAMES)}")
+    return BASELINES[name]()

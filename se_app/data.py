@@ -133,11 +133,11 @@ class Mixer:
         clip = speech or self.speech[rng.choice(len(self.speech), p=self.speech_p)]
         n = len(clip.audio) if whole else self.n
         s = _segment(clip.audio, n, rng, loop=False)
-        first = self.noise[rng.integers(len(self.noise))]
-        noise, used = _segment(first.audio, n, rng, loop=True), [first]
+        used = [self.noise[rng.integers(len(self.noise))]]
+        noise = _segment(used[0].audio, n, rng, loop=True)
         if rng.random() < 0.3:
             used.append(self.noise[rng.integers(len(self.noise))])
-            second = _segment(used[1].audio, n, rng, loop=True)
+            second = _segment(used[-1].audio, n, rng, loop=True)
             noise = noise + second * np.sqrt(power(noise) / power(second)) * 10 ** (rng.uniform(-10, 0) / 20)
         if self.eq:
             s, noise = _random_eq(s, rng), _random_eq(noise, rng)

@@ -136,8 +136,10 @@ def by_noise(rows: list[dict], noise: dict[str, str]) -> dict:
             continue
         e = out.setdefault(n, {"files": set(), "noisy": [], "gain": {}})
         e["files"].add(r["file"])
-        (e["noisy"] if r["system"] == "noisy" else e["gain"].setdefault(r["system"], [])).append(
-            r["pesq"] if r["system"] == "noisy" else r["pesq_improvement"])
+        if r["system"] == "noisy":
+            e["noisy"].append(r["pesq"])
+        else:
+            e["gain"].setdefault(r["system"], []).append(r["pesq_improvement"])
     return {n: {"files": len(e["files"]), "noisy_pesq": _mean(e["noisy"]),
                 "gain": {s: _mean(v) for s, v in e["gain"].items()}} for n, e in sorted(out.items())}
 

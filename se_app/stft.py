@@ -89,15 +89,19 @@ def log_power(spec: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return torch.log(spec.real.square() + spec.imag.square() + eps)
 
 
-class DCBlocker:
-    """Causal one-pole DC blocker H(z) = (1 - z^-1) / (1 - r z^-1), r = ``DC_POLE`` (corner 2.5 Hz at 16 kHz,
-    so the phase shift stays under 1 degree above 150 Hz), applied to the input at the model rate before the STFT.  Why: a recording on a DC offset (cheap
-    microphones; one of our noise recordings sits at +0.36) puts a large value into the lowest bins' features,
-    which the model never saw in training, and the offset would pass to the output.  State is carried across
-    calls, so chunked filtering equals whole-signal filtering (streaming stays exact)."""
 
-    def __init__(self, channels: int, r: float = 0.0):
-        self.r = r or DC_POLE
+DC_POLE = 0.999  # one-pole DC blocker: corner 2.5 Hz at 16 kHz
+
+
+class DCBlocker:
+    """Causal one-pole DC blocker H(z) = (1 - z^-1) / (1 - r z^-1), applied to the input at the model rate
+    before the STFT.  r = ``DC_POLE`` keeps the phase shift under 1 degree above 150 Hz.  Why: a recording on a
+    DC offset (cheap microphones; one of our noise recordings sits at +0.36) puts a large value into the lowest
+    bins' features, which the model never saw in training, and the offset would pass to the output.  State is
+    carried across calls, so chunked filtering equals whole-signal filtering (streaming stays exact)."""
+
+    def __init__(self, channels: int, r: float = DC_POLE):
+        self.r = r
         self.zi = np.zeros((channels, 1))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +110,3 @@ class DCBlocker:
             return x
         y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.double().numpy(), axis=-1, zi=self.zi)
         return torch.from_numpy(y.astype(np.float32))
-
-
-DC_POLE = 0.999
