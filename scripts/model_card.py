@@ -24,9 +24,12 @@ def main() -> None:
     ck = checkpoint.read(a.checkpoint or a.run / "best.pt")
     prov, mc = ck["provenance"], ck["model"]
     log = list(csv.DictReader(open(a.run / "log.csv")))
-    best = max(log, key=lambda r: float(r["val_pesq"]))
+    best = ck["scores"]["valid"]  # the shipped checkpoint's own validation (a resumed log may mix valid sets)
+    la = mc.get("lookahead", 0)
+    timing = (f"with a look-ahead of {la} frames ({16 * la} ms; streaming latency {32 + 16 * la} ms)" if la
+              else "causal (streaming latency 32 ms)")
     out = [f"# {a.name}", "",
-           f"- kind: **{mc['kind']}**, 2-layer causal LSTM mask estimator, hidden {mc['hidden']}, "
+           f"- kind: **{mc['kind']}**, 2-layer LSTM mask estimator, {timing}, hidden {mc['hidden']}, "
            f"257-bin log-power input, sigmoid mask output",
            f"- recurrent weights W and U: compression {ck['rate']:.2f}x; stored parameters {ck['params']:,} "
            f"(including biases, feature statistics excluded, and the dense 257 x {mc['hidden']} output layer)"]
@@ -45,15 +48,20 @@ def main() -> None:
                    f"on {pf['files']} valid mixtures by the rule '{pf['rule']}' (power: valid PESQ/STOI = {table})")
     t = prov.get("train", {})
     out += [f"- data: `{prov.get('data')}` train split only (16 kHz LibriSpeech + 8 kHz read speech with band "
-            f"mask, real noise), mixed on the fly, SNR -5..20 dB",
+            f"mask, real noise), mixed on the fly, SNR -5..20 dB"
+            + (f"; half the noise segments resampled by a factor in [1/{t['noise_speed']:g}, "
+               f"{t['noise_speed']:g}]" if t.get("noise_speed", 0) > 1 else ""),
             f"- training: {prov.get('steps')} steps of batch {t.get('batch')} x {t.get('seconds')} s, Adam lr "
             f"{t.get('lr')} warm-up + cosine, loss `{t.get('loss')}`, seed {t.get('seed')}",
             f"- time: {prov.get('train_seconds', 0) / 60:.0f} min on {prov.get('threads')} CPU thread "
             f"({platform.processor() or platform.machine()}, shared with a second training run)",
-            f"- best checkpoint by valid PESQ: step {best['step']} of {log[-1]['step']} "
+            f"- best checkpoint by valid PESQ: step {prov.get('steps')} of {log[-1]['step']} "
             f"(valid: 48 fixed mixtures, PESQ/STOI on 16 of them)",
             f"- valid: loss {float(best['val_loss']):.4f}, PESQ {float(best['val_pesq']):.3f}, "
             f"STOI {float(best['val_stoi']):.3f}"]
+    if t.get("teacher"):
+        out.insert(-3, f"- distillation: target = {1 - t['kd_weight']:g} x IRM + {t['kd_weight']:g} x the mask of "
+                       f"`{t['teacher']}` (knowledge distillation from the dense model)")
     if a.devtest and a.devtest.exists():
         s = json.loads(a.devtest.read_text())
         sy = s["systems"].get(a.name)

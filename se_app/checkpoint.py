@@ -119,10 +119,13 @@ def load(path: str | os.PathLike) -> tuple[MaskNet, STFTConfig, dict[str, Any]]:
 
 def method_of(ckpt: dict[str, Any]) -> str:
     """How a model was made, for tables and plots: dense | pruned | mpo-svd | mpo-scratch (| mpo when not
-    recorded), with "+pf" when it ships a mask post-filter (mask power != 1)."""
+    recorded), with "+kd" when it was trained with a teacher (distillation) and "+pf" when it ships a mask
+    post-filter (mask power != 1)."""
     kind = ckpt["model"]["kind"]
-    init = (ckpt.get("provenance") or {}).get("init")
+    prov = ckpt.get("provenance") or {}
+    init = prov.get("init")
     method = f"{kind}-{init}" if kind == "mpo" and init in ("svd", "scratch") else kind
+    method += "+kd" if (prov.get("train") or {}).get("teacher") else ""
     return method + ("+pf" if float(ckpt["model"].get("mask_power", 1.0)) != 1.0 else "")
 
 

@@ -81,7 +81,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     train_cfg = TrainConfig.from_dict({**conf.get("train", {}), **tc})
     mc = dict(conf.get("model", {}))
     mc.update({k: v for k, v in {"kind": a.kind, "hidden": a.hidden, "layers": a.layers,
-                                 "n_factors": a.factors}.items() if v is not None})
+                                 "n_factors": a.factors, "lookahead": a.lookahead}.items() if v is not None})
     if a.bonds:
         mc["bonds"] = tuple(a.bonds)
     if a.rate is not None:
@@ -93,7 +93,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if not _corpus_given(a):
         return 2
     row = train(model_cfg, train_cfg, a.output, a.data, a.speech_dir, a.noise_dir, resume=a.resume,
-                threads=a.threads, max_minutes=a.max_minutes, init_from=a.init_from, progress=not a.quiet)
+                threads=a.threads, max_minutes=a.max_minutes, init_from=a.init_from, progress=not a.quiet,
+                reset_best=a.reset_best)
     print(json.dumps(row))
     return 0
 
@@ -203,14 +204,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int)
     t.add_argument("--layers", type=int)
     t.add_argument("--factors", type=int, help="MPO factors per matrix (2..5)")
+    t.add_argument("--lookahead", type=int, help="frames of look-ahead (16 ms each; default 0 = causal)")
     t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
     for f in ("steps", "batch", "epoch_steps", "seed", "valid_count", "valid_pesq_count", "warmup"):
         t.add_argument("--" + f.replace("_", "-"), dest=f, type=int)
-    for f in ("seconds", "lr", "prune_start", "prune_end"):
+    for f in ("seconds", "lr", "prune_start", "prune_end", "noise_speed", "speech_fraction", "kd_weight"):
         t.add_argument("--" + f.replace("_", "-"), dest=f, type=float)
     t.add_argument("--loss", choices=["irm", "irm+mag"])
+    t.add_argument("--teacher", help="checkpoint whose masks are blended into the target (distillation)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    t.add_argument("--reset-best", action="store_true",
+                   help="with --resume: forget the best valid score so far (e.g. the valid set has changed)")
     t.add_argument("--max-minutes", type=float, help="stop (resumably) after this many minutes")
     t.set_defaults(fn=cmd_train)
 

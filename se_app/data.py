@@ -75,6 +75,18 @@ def load_clip(path: Path, rate: int) -> Clip:
     return Clip(str(path), x, band)
 
 
+def keep_fraction(clips: list[Clip], fraction: float) -> list[Clip]:
+    """A fixed subset of about ``fraction`` of the clips (by a stable hash of the file name), for measuring
+    how the scores depend on the amount of training data."""
+    if fraction >= 1.0:
+        return clips
+    kept = [c for c in clips if int(hashlib.sha1(Path(c.path).name.encode()).hexdigest(), 16) % 1000
+            < fraction * 1000]
+    if not kept:
+        raise ValueError(f"a fraction of {fraction} keeps none of {len(clips)} clips")
+    return kept
+
+
 def load_corpus(files: dict[str, list[tuple[Path, int]]]) -> dict[str, list[Clip]]:
     return {k: [load_clip(p, r) for p, r in v] for k, v in files.items()}
 
@@ -92,6 +104,18 @@ def _segment(x: np.ndarray, n: int, rng: np.random.Generator, loop: bool) -> np.
     start = rng.integers(0, n - len(x) + 1)
     y[start:start + len(x)] = x
     return y
+
+
+def _noise_segment(x: np.ndarray, n: int, rng: np.random.Generator, speed: float) -> np.ndarray:
+    """A looped noise segment of n samples; with ``speed`` > 1, half the time it is first resampled by a
+    factor drawn log-uniformly from [1/speed, speed] (tempo and pitch together).  The noise corpus is 15 min
+    in all, some recordings only seconds long: resampling makes new sounds of the same kind from them."""
+    if speed <= 1.0 or rng.random() < 0.5:
+        return _segment(x, n, rng, loop=True)
+    r = float(np.exp(rng.uniform(-np.log(speed), np.log(speed))))
+    seg = _segment(x, int(np.ceil(n * r)) + 16, rng, loop=True)
+    y = soxr.resample(seg, RATE * r, RATE, quality="LQ")[:n]
+    return np.pad(y, (0, n - len(y))).astype(np.float32)
 
 
 def _random_eq(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -119,8 +143,9 @@ class Mixer:
     """Draws noisy mixtures: a speech segment plus one or two noise segments at a random SNR and level."""
 
     def __init__(self, corpus: dict[str, list[Clip]], seconds: float = 4.0, snr_range=(-5.0, 20.0),
-                 level_range=(-40.0, -12.0), eq: bool = True):
+                 level_range=(-40.0, -12.0), eq: bool = True, noise_speed: float = 0.0):
         self.speech, self.noise = corpus["speech"], corpus["noise"]
+        self.noise_speed = noise_speed
         self.n = int(seconds * RATE)
         self.snr_range, self.level_range, self.eq = snr_range, level_range, eq
         # Draw speech in proportion to length so long recordings are not under-used.
@@ -134,10 +159,10 @@ class Mixer:
         n = len(clip.audio) if whole else self.n
         s = _segment(clip.audio, n, rng, loop=False)
         used = [self.noise[rng.integers(len(self.noise))]]
-        noise = _segment(used[0].audio, n, rng, loop=True)
+        noise = _noise_segment(used[0].audio, n, rng, self.noise_speed)
         if rng.random() < 0.3:
             used.append(self.noise[rng.integers(len(self.noise))])
-            second = _segment(used[-1].audio, n, rng, loop=True)
+            second = _noise_segment(used[-1].audio, n, rng, self.noise_speed)
             noise = noise + second * np.sqrt(power(noise) / power(second)) * 10 ** (rng.uniform(-10, 0) / 20)
         if self.eq:
             s, noise = _random_eq(s, rng), _random_eq(noise, rng)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from . import audio, checkpoint, registry
 from .model import MaskNet
@@ -33,10 +34,20 @@ def floor_from_db(limit_db: float | None) -> float:
 
 
 @torch.no_grad()
+def raw_masks(model: MaskNet, x: torch.Tensor, cfg: STFTConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, N) -> noisy spectrum (B, T, F) and the model's raw mask (B, T, F), before any post-filter.
+    The input is DC-blocked first; a look-ahead model reads L frames past the end from silence, as
+    :meth:`Stream.flush` does."""
+    L = model.cfg.lookahead
+    spec = stft(F.pad(DCBlocker(x.shape[0])(x), (0, L * cfg.hop)), cfg)
+    mask = model.masks(log_power(spec))
+    return spec[:, : mask.shape[1]], mask
+
+
+@torch.no_grad()
 def apply_model(model: MaskNet, x: torch.Tensor, cfg: STFTConfig, floor: float = 0.0) -> torch.Tensor:
-    """Whole-signal enhancement at the model rate: x (B, N) -> (B, N), same length (DC blocked first)."""
-    spec = stft(DCBlocker(x.shape[0])(x), cfg)
-    mask, _ = model(log_power(spec))
+    """Whole-signal enhancement at the model rate: x (B, N) -> (B, N), same length."""
+    spec, mask = raw_masks(model, x, cfg)
     mask = model.gain(mask)
     if floor > 0:
         mask = mask.clamp_min(floor)
@@ -47,22 +58,26 @@ class Stream:
     """Streaming enhancement at the model rate for B channels.
 
     ``process(chunk)`` takes (B, n) samples, any n >= 0, and returns exactly (B, n) samples delayed by
-    ``latency`` = n_fft samples (32 ms at 16 kHz): output sample k is enhanced sample k - latency (zeros
-    before that).  ``flush()`` returns the last ``latency`` samples.  Concatenated output minus its first
+    ``latency`` = n_fft + L * hop samples (32 ms at 16 kHz, plus 16 ms per look-ahead frame L): output
+    sample k is enhanced sample k - latency (zeros before that).  ``flush()`` returns the last ``latency`` samples.  Concatenated output minus its first
     ``latency`` samples equals :func:`apply_model` on the whole signal.
     """
 
     def __init__(self, model: MaskNet, cfg: STFTConfig, channels: int, floor: float = 0.0):
         self.model, self.cfg, self.floor = model, cfg, floor
-        self.latency = cfg.latency
+        L = model.cfg.lookahead
+        self.latency = cfg.latency + L * cfg.hop
         self.state = model.core.zero_state(channels)
         self.dc = DCBlocker(channels)
         self.win = window(cfg)
         self.inbuf = torch.zeros(channels, cfg.n_fft - cfg.hop)  # the causal left padding
         self.tail = torch.zeros(channels, cfg.n_fft - cfg.hop)  # second half of the last frame
+        # Spectra of the last L frames, waiting for the mask that look-ahead gives them.  They start as L
+        # silent frames "before" the signal, whose output (zeros) is discarded with the left padding.
+        self.waiting = torch.zeros(channels, L, cfg.n_bins, dtype=torch.complex64)
         self.ready = torch.zeros(channels, self.latency)  # completed output not yet returned
         # The first hop of overlap-add output belongs to the left padding, not to the signal.
-        self.discard = cfg.n_fft - cfg.hop
+        self.discard = cfg.n_fft - cfg.hop + L * cfg.hop
 
     @torch.no_grad()
     def _frames(self, buf: torch.Tensor) -> torch.Tensor:
@@ -81,6 +96,8 @@ class Stream:
         mask = self.model.gain(mask)
         if self.floor > 0:
             mask = mask.clamp_min(self.floor)
+        spec = torch.cat([self.waiting, spec], dim=1)  # masks are for frames L behind the newest
+        spec, self.waiting = spec[:, :k], spec[:, k:]
         frames = istft_frames(spec * mask, cfg)  # (B, k, n_fft)
         h = cfg.hop
         prev = torch.cat([self.tail[:, None], frames[:, :-1, h:]], dim=1)
@@ -107,7 +124,7 @@ class Stream:
 
     def flush(self) -> torch.Tensor:
         """The final ``latency`` samples (pads the input with silence to finish the last frames)."""
-        self._push(torch.zeros(self.inbuf.shape[0], self.cfg.n_fft))
+        self._push(torch.zeros(self.inbuf.shape[0], self.latency))
         out, self.ready = self.ready[:, : self.latency], self.ready[:, self.latency:]
         return out
 

@@ -44,7 +44,14 @@ def _systems(names: list[str] | None) -> list[str]:
             raise registry.ModelNotFound("no models registered; pass --models NAME_OR_PATH")
         i = names.index("all")
         names[i:i + 1] = [r["name"] for r in rows]
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names))
+    for name in names:  # fail before any work is done, and say every kind of name that would have worked
+        if name not in baselines.NAMES:
+            try:
+                registry.resolve(name)
+            except registry.ModelNotFound as e:
+                raise registry.ModelNotFound(f"{e}; classical baselines: {', '.join(baselines.NAMES)}") from None
+    return names
 
 
 def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,

@@ -30,6 +30,9 @@ class ModelConfig:
     # attenuation of low-gain bins and leaves gains near 1 alone.  Chosen on the valid split after training
     # (``se-app tune-post``); training itself always sees the raw mask.
     mask_power: float = 1.0
+    # Look-ahead in frames (hop 16 ms): the mask of frame t is read from the network's output at frame t + L,
+    # so it has seen L future frames.  Adds L hops of latency; 0 keeps the model strictly causal.
+    lookahead: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,7 +71,9 @@ def build_core(cfg: ModelConfig) -> RecurrentCore:
 
 class MaskNet(nn.Module):
     """Causal mask estimator.  Features are normalised with fixed per-bin statistics (set from training
-    data), so there is no look-ahead anywhere: frame t's mask depends on frames <= t only."""
+    data) and the recurrence runs forward only, so output frame t depends on input frames <= t.  With
+    ``cfg.lookahead = L`` that output is used as the mask of frame t - L (:meth:`masks`), which therefore has
+    seen L frames ahead and no more."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -85,6 +90,12 @@ class MaskNet(nn.Module):
         """feats: (B, T, F) log power -> mask (B, T, F) in (0, 1), state ((L, B, H), (L, B, H))."""
         y, state = self.core(self.normalise(feats), state)
         return torch.sigmoid(self.out(y)), state
+
+    def masks(self, feats: torch.Tensor) -> torch.Tensor:
+        """Whole sequences: feats (B, T + L, F), the last L frames being look-ahead only -> masks (B, T, F)
+        of the first T frames (L = cfg.lookahead)."""
+        mask, _ = self(feats)
+        return mask[:, self.cfg.lookahead:]
 
     def gain(self, mask: torch.Tensor) -> torch.Tensor:
         """Mask (any shape) -> the gain that is applied to the noisy spectrum (post-filter)."""

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from . import checkpoint, data
+from .enhancer import raw_masks
 from .metrics import mean_pesq_stoi
 from .model import MaskNet
-from .stft import STFTConfig, istft, log_power, stft
+from .stft import STFTConfig, istft
 
 log = logging.getLogger(__name__)
 POWERS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
@@ -36,8 +37,7 @@ def score_powers(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Examp
                  powers: tuple[float, ...] = POWERS) -> list[PowerScore]:
     """Mean PESQ / STOI of the enhanced valid examples for each mask power (one forward pass in all)."""
     noisy = torch.from_numpy(np.stack([e.noisy for e in examples]))
-    spec = stft(noisy, stft_cfg)  # (B, T, F) complex
-    mask, _ = model(log_power(spec))  # raw mask, whatever the model's current power
+    spec, mask = raw_masks(model, noisy, stft_cfg)  # raw mask, whatever the model's current power
     rows = []
     for p in powers:
         y = istft(spec * mask.pow(p), stft_cfg, noisy.shape[-1]).numpy()

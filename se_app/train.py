@@ -35,6 +35,10 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     loss: str = "irm"  # "irm": MSE to the ideal ratio mask; "irm+mag": plus compressed-magnitude MSE
+    noise_speed: float = 0.0  # > 1: half the noise segments are resampled by a factor in [1/x, x] (0: off)
+    speech_fraction: float = 1.0  # < 1: train on a fixed subset of the speech clips (data-size ablation)
+    teacher: str = ""  # checkpoint whose masks are blended into the target (knowledge distillation); "" = off
+    kd_weight: float = 0.5  # target = (1 - w) * IRM + w * teacher mask, when a teacher is given
     valid_count: int = 48
     valid_pesq_count: int = 16
     prune_start: float = 0.1  # gradual pruning (pruned kind): fractions of the run
@@ -76,6 +80,14 @@ def to_batch(examples: list[data.Example], stft_cfg: STFTConfig):
     return X, irm, S.abs(), weight
 
 
+def aligned(model: MaskNet, X: torch.Tensor, irm: torch.Tensor, mag: torch.Tensor, w: torch.Tensor):
+    """Masks for a batch, with targets cut to match: a look-ahead model has no mask for its last L frames
+    (their future is not in the example), so those frames drop out of the loss."""
+    mask = model.masks(log_power(X))
+    T = mask.shape[1]
+    return mask, X[:, :T], irm[:, :T], mag[:, :T], w
+
+
 def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean_mag: torch.Tensor,
             weight: torch.Tensor, kind: str) -> torch.Tensor:
     """Band-weighted MSE to the IRM (bins above a band-limited example's band get weight 0)."""
@@ -109,8 +121,7 @@ def valid_set(corpus: dict, cfg: TrainConfig) -> list[data.Example]:
 def validate(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Example], cfg: TrainConfig) -> dict:
     model.eval()
     X, irm, mag, w = to_batch(examples, stft_cfg)
-    mask, _ = model(log_power(X))
-    val_loss = float(loss_fn(mask, X, irm, mag, w, cfg.loss))
+    val_loss = float(loss_fn(*aligned(model, X, irm, mag, w), cfg.loss))
     sub = examples[: cfg.valid_pesq_count]
     noisy = torch.from_numpy(np.stack([e.noisy for e in sub]))
     enhanced = apply_model(model, noisy, stft_cfg).numpy()
@@ -138,25 +149,30 @@ def init_from_dense(model: MaskNet, path: str) -> None:
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_root: str | None = None,
           speech_dir: str | None = None, noise_dir: str | None = None, resume: bool = False,
           threads: int = 1, max_minutes: float | None = None, init_from: str | None = None,
-          progress: bool = True) -> dict:
-    """Train a model; returns the final log row.  Writes out_dir/{last.pt, best.pt, log.csv}."""
+          progress: bool = True, reset_best: bool = False) -> dict:
+    """Train a model; returns the final log row.  Writes out_dir/{last.pt, best.pt, log.csv}.
+    ``reset_best`` (with ``resume``): forget the best valid score so far, e.g. when the valid set has changed
+    since it was measured, so the next validation writes best.pt afresh."""
     torch.set_num_threads(threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stft_cfg = STFTConfig()
     t_start = time.time()
     corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
+    corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
     valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg)
-    mixer = data.Mixer(corpus, cfg.seconds)
-    log.info("train: %d speech, %d noise clips loaded in %.1f s", len(corpus["speech"]), len(corpus["noise"]),
-             time.time() - t_start)
+    mixer = data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed)
+    log.info("train: %d speech clips (%.1f min), %d noise clips loaded in %.1f s", len(corpus["speech"]),
+             sum(len(c.audio) for c in corpus["speech"]) / data.RATE / 60, len(corpus["noise"]), time.time() - t_start)
 
     last = out / "last.pt"
     if resume and last.exists():
         ckpt = checkpoint.read(last)
         model, _ = checkpoint.model_from(ckpt)
-        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"])})
-        step, best, elapsed0 = ckpt["step"], ckpt["best_pesq"], ckpt["elapsed_s"]
+        # A resumed run keeps its recipe; only more steps, or a teacher for the steps still to come, may be added.
+        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
+                                     **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
+        step, best, elapsed0 = ckpt["step"], -math.inf if reset_best else ckpt["best_pesq"], ckpt["elapsed_s"]
         opt_state = ckpt["optimizer"]
         log.info("resuming %s at step %d", last, step)
     else:
@@ -169,6 +185,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
             model.feat_mean.copy_(mean)
             model.feat_std.copy_(std)
         step, best, elapsed0, opt_state = 0, -math.inf, 0.0, None
+    teacher = None
+    if cfg.teacher:
+        teacher, _, _ = checkpoint.load(cfg.teacher)
+        teacher.eval()
+        log.info("distilling from %s (%s, weight %.2f)", cfg.teacher, teacher.cfg.kind, cfg.kd_weight)
     noisy_pesq = np.nanmean([pesq_score(e.clean, e.noisy, stft_cfg.sample_rate) for e in valid[: cfg.valid_pesq_count]])
     log.info("valid subset: noisy input PESQ %.3f", noisy_pesq)
     model.train()
@@ -193,10 +214,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
             model.core.prune_to(cubic_sparsity(step, model.cfg.sparsity, p0, p1))
         rng = np.random.default_rng([cfg.seed, step])  # per-step seed: resuming replays the same data
         X, irm, mag, w = to_batch(mixer.batch(rng, cfg.batch), stft_cfg)
+        if teacher is not None:
+            with torch.no_grad():
+                tm = teacher.masks(log_power(X))
+            T = tm.shape[1]
+            irm = torch.cat([(1 - cfg.kd_weight) * irm[:, :T] + cfg.kd_weight * tm, irm[:, T:]], dim=1)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        mask, _ = model(log_power(X))
-        loss = loss_fn(mask, X, irm, mag, w, cfg.loss)
+        loss = loss_fn(*aligned(model, X, irm, mag, w), cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

@@ -15,7 +15,8 @@ CFG = STFTConfig()
 
 def tiny(kind="dense", seed=0, identity=False):
     torch.manual_seed(seed)
-    cfgs = {"dense": ModelConfig(hidden=16), "mpo": ModelConfig(kind="mpo", hidden=16, bonds=(3, 3, 3))}
+    cfgs = {"dense": ModelConfig(hidden=16), "mpo": ModelConfig(kind="mpo", hidden=16, bonds=(3, 3, 3)),
+            "mpo-lookahead": ModelConfig(kind="mpo", hidden=16, bonds=(3, 3, 3), lookahead=2)}
     m = MaskNet(cfgs[kind]).eval()
     if identity:  # mask ~ 1 everywhere: output ~ input
         with torch.no_grad():
@@ -29,7 +30,7 @@ def enh():
     return Enhancer(tiny(), CFG, "tiny")
 
 
-@pytest.mark.parametrize("kind", ["dense", "mpo"])
+@pytest.mark.parametrize("kind", ["dense", "mpo", "mpo-lookahead"])
 @pytest.mark.parametrize("chunk", [160, 1, 257, 4000])
 def test_streaming_equals_whole_signal(kind, chunk):
     m = tiny(kind)
@@ -44,8 +45,9 @@ def test_streaming_equals_whole_signal(kind, chunk):
     assert (y[:, s.latency:] - ref).abs().max() < 1e-5
 
 
-def test_irregular_chunks_equal_whole_signal():
-    m = tiny("mpo")
+@pytest.mark.parametrize("kind", ["mpo", "mpo-lookahead"])
+def test_irregular_chunks_equal_whole_signal(kind):
+    m = tiny(kind)
     x = torch.from_numpy(speechlike(0.7, seed=3))[None]
     ref = apply_model(m, x, CFG)
     rng = np.random.default_rng(0)
@@ -80,6 +82,29 @@ def test_causality_future_input_never_changes_past_output():
     f2 = f.clone()
     f2[:, 20:] += 5
     assert torch.equal(m(f)[0][:, :20], m(f2)[0][:, :20])
+
+
+
+def test_lookahead_sees_exactly_its_frames_and_no_further():
+    m = tiny("mpo-lookahead")
+    L = m.cfg.lookahead
+    assert Stream(m, CFG, 1).latency == CFG.latency + L * CFG.hop
+    f = torch.randn(1, 30, 257)
+    f2 = f.clone()
+    f2[:, 20:] += 5
+    m1, m2 = m.masks(f), m.masks(f2)
+    assert m1.shape == (1, 30 - L, 257)
+    assert torch.equal(m1[:, :20 - L], m2[:, :20 - L])  # frames 20 + are beyond the look-ahead of t < 20 - L
+    assert not torch.allclose(m1[:, 20 - L], m2[:, 20 - L])  # ... and frame 20 - L does see frame 20
+    # on signals: a change at sample k reaches the output no earlier than k - latency
+    x = torch.from_numpy(speechlike(1.0, seed=5))[None]
+    k = 8000
+    x2 = x.clone()
+    x2[:, k:] = torch.randn(1, x.shape[1] - k)
+    y1, y2 = apply_model(m, x, CFG), apply_model(m, x2, CFG)
+    lat = CFG.latency + L * CFG.hop
+    assert torch.equal(y1[:, :k - lat], y2[:, :k - lat])
+    assert not torch.allclose(y1[:, k - lat:k - CFG.latency], y2[:, k - lat:k - CFG.latency])
 
 
 @pytest.mark.parametrize("rate,channels", [(16000, 1), (8000, 1), (44100, 2), (48000, 3), (22050, 1)])

@@ -115,6 +115,16 @@ def test_unknown_baseline_is_a_clear_error():
         baselines.load("wiener")
 
 
+def test_unknown_model_name_fails_before_any_work_and_lists_every_valid_name(tiny_registry, tiny_testset,
+                                                                             tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["-q", "evaluate", "--testset", str(tiny_testset), "--models", "tiny-mpo,wiener", "-o", str(out),
+                 "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "'wiener'" in err and "tiny-mpo" in err and "noisereduce" in err
+    assert not (out / "summary.json").exists()
+
+
 def test_pairs_csv_gives_a_per_noise_table(tiny_registry, tiny_testset, tmp_path):
     (tiny_testset / "pairs.csv").write_text("name,speech,noise,snr_db\nutt0_snr0.wav,utt0,hum+tap,0\n"
                                             "utt1_snr5.wav,utt1,tap,5\n")

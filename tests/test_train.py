@@ -76,6 +76,92 @@ def test_mpo_from_dense_init(corpus_dir, tmp_path):
     assert (tmp_path / "m" / "best.pt").exists()
 
 
+def test_lookahead_model_with_noise_speed_trains_and_keeps_its_lookahead(corpus_dir, tmp_path):
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 40, "noise_speed": 1.4})
+    train(ModelConfig(kind="mpo", hidden=16, bonds=(4, 4, 4), lookahead=2), cfg, tmp_path, str(corpus_dir),
+          progress=False)
+    log = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert float(log[-1]["train_loss"]) < float(log[0]["train_loss"])
+    m, _, ckpt = checkpoint.load(tmp_path / "best.pt")
+    assert m.cfg.lookahead == 2 and ckpt["provenance"]["train"]["noise_speed"] == 1.4
+
+
+def test_distillation_target_follows_the_teacher(corpus_dir, tmp_path):
+    """kd_weight 1: the target is the teacher's mask alone.  A teacher that passes everything (mask ~ 1)
+    must pull the student's masks up to ~1, far above what the IRM target gives; resuming keeps the teacher."""
+    from se_app.model import MaskNet
+
+    teacher = MaskNet(ModelConfig(hidden=8))
+    with torch.no_grad():
+        teacher.out.weight.zero_()
+        teacher.out.bias.fill_(30.0)
+    checkpoint.save(tmp_path / "teacher.pt", teacher, STFTConfig(), {}, {})
+    mc = ModelConfig(hidden=16)
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 40})
+    feats = torch.randn(2, 50, 257) * 3
+
+    train(mc, cfg, tmp_path / "irm", str(corpus_dir), progress=False)
+    kd = TrainConfig(**{**TINY_TRAIN, "steps": 40, "teacher": str(tmp_path / "teacher.pt"), "kd_weight": 1.0})
+    train(mc, kd, tmp_path / "kd", str(corpus_dir), progress=False, max_minutes=0)  # stop after one epoch
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 40}), tmp_path / "kd", str(corpus_dir), progress=False,
+          resume=True)
+    plain, _, _ = checkpoint.load(tmp_path / "irm" / "last.pt")
+    student, _, ck = checkpoint.load(tmp_path / "kd" / "last.pt")
+    assert ck["provenance"]["train"]["teacher"].endswith("teacher.pt")
+    with torch.no_grad():
+        assert float(student.masks(feats).mean()) > float(plain.masks(feats).mean()) + 0.1
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_reset_best_on_resume_lets_a_lower_score_on_a_new_valid_set_become_best(corpus_dir, tmp_path, monkeypatch,
+                                                                                reset):
+    from se_app import train as train_mod
+
+    real, calls = train_mod.validate, []
+
+    def validate(*args):  # the first validation scores 2.0, every later one 1.0
+        calls.append(1)
+        return {**real(*args), "val_pesq": 2.0 if len(calls) == 1 else 1.0}
+
+    monkeypatch.setattr(train_mod, "validate", validate)
+    mc = ModelConfig(hidden=8)
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 20}), tmp_path, str(corpus_dir), progress=False)
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 40}), tmp_path, str(corpus_dir), progress=False, resume=True,
+          reset_best=reset)
+    _, _, ck = checkpoint.load(tmp_path / "best.pt")
+    assert ck["provenance"]["steps"] == (40 if reset else 20)
+
+
+def test_speech_fraction_keeps_a_fixed_subset(corpus_dir):
+    clips = data.load_corpus(data.list_corpus(str(corpus_dir), "train"))["speech"]
+    half = data.keep_fraction(clips, 0.65)
+    assert 0 < len(half) < len(clips) and [c.path for c in half] == [c.path for c in data.keep_fraction(clips, 0.65)]
+    assert data.keep_fraction(clips, 1.0) is clips
+    with pytest.raises(ValueError):
+        data.keep_fraction(clips, 0.1)  # none of these five names hashes below 100
+
+
+def test_noise_speed_resamples_noise_within_its_range():
+    """A 1 kHz tone as the only noise: resampled segments move it to 1 kHz x r, r in [1/1.4, 1.4]."""
+    t = np.arange(3 * 16000) / 16000
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    rng = np.random.default_rng(0)
+    peaks = []
+    for _ in range(40):
+        y = data._noise_segment(tone, 16000, rng, speed=1.4)
+        assert y.shape == (16000,) and y.dtype == np.float32
+        peaks.append(np.argmax(np.abs(np.fft.rfft(y))))  # 1 Hz bins
+    peaks = np.array(peaks)
+    assert 10 <= np.sum(peaks == 1000) <= 30  # about half are left as they are
+    moved = peaks[peaks != 1000]
+    assert moved.min() >= 1000 / 1.4 - 2 and moved.max() <= 1000 * 1.4 + 2
+    assert moved.min() < 900 and moved.max() > 1100  # both directions occur
+    # off (the default): plain looped segments, and no extra random draws
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert np.array_equal(data._noise_segment(tone, 8000, a, 0.0), data._segment(tone, 8000, b, loop=True))
+    assert a.random() == b.random()
+
+
 def test_training_never_opens_valid_or_test_files(corpus_dir, tmp_path, monkeypatch):
     opened = []
     real = data.load_clip
