@@ -59,8 +59,9 @@ class Stream:
 
     ``process(chunk)`` takes (B, n) samples, any n >= 0, and returns exactly (B, n) samples delayed by
     ``latency`` = n_fft + L * hop samples (32 ms at 16 kHz, plus 16 ms per look-ahead frame L): output
-    sample k is enhanced sample k - latency (zeros before that).  ``flush()`` returns the last ``latency`` samples.  Concatenated output minus its first
-    ``latency`` samples equals :func:`apply_model` on the whole signal.
+    sample k is enhanced sample k - latency (zeros before that).  ``flush()`` returns the last ``latency``
+    samples.  Concatenated output minus its first ``latency`` samples equals :func:`apply_model` on the
+    whole signal.
     """
 
     def __init__(self, model: MaskNet, cfg: STFTConfig, channels: int, floor: float = 0.0):

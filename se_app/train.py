@@ -158,6 +158,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
     out.mkdir(parents=True, exist_ok=True)
     stft_cfg = STFTConfig()
     t_start = time.time()
+    last = out / "last.pt"
+    ckpt = checkpoint.read(last) if resume and last.exists() else None
+    if ckpt is not None:
+        # A resumed run keeps its recipe (data included); only more steps, or a teacher for the steps still to
+        # come, may be added.
+        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
+                                     **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
     corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
     corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
     valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg)
@@ -165,13 +172,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
     log.info("train: %d speech clips (%.1f min), %d noise clips loaded in %.1f s", len(corpus["speech"]),
              sum(len(c.audio) for c in corpus["speech"]) / data.RATE / 60, len(corpus["noise"]), time.time() - t_start)
 
-    last = out / "last.pt"
-    if resume and last.exists():
-        ckpt = checkpoint.read(last)
+    if ckpt is not None:
         model, _ = checkpoint.model_from(ckpt)
-        # A resumed run keeps its recipe; only more steps, or a teacher for the steps still to come, may be added.
-        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
-                                     **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
         step, best, elapsed0 = ckpt["step"], -math.inf if reset_best else ckpt["best_pesq"], ckpt["elapsed_s"]
         opt_state = ckpt["optimizer"]
         log.info("resuming %s at step %d", last, step)

@@ -132,6 +132,22 @@ def test_reset_best_on_resume_lets_a_lower_score_on_a_new_valid_set_become_best(
     assert ck["provenance"]["steps"] == (40 if reset else 20)
 
 
+def test_resume_keeps_the_data_recipe_when_the_command_line_omits_it(corpus_dir, tmp_path):
+    """`se-app train --resume` is usually given fewer flags than the first call: the run's own data options
+    (noise resampling, speech subset) must still be used, or the resumed run would see other data."""
+    recipe = TrainConfig(**{**TINY_TRAIN, "steps": 40, "noise_speed": 1.4, "speech_fraction": 0.65})
+    mc = ModelConfig(hidden=8)
+    train(mc, recipe, tmp_path / "a", str(corpus_dir), progress=False)
+    train(mc, recipe, tmp_path / "b", str(corpus_dir), progress=False, max_minutes=0)
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 40}), tmp_path / "b", str(corpus_dir), progress=False,
+          resume=True)
+    a, _, _ = checkpoint.load(tmp_path / "a" / "last.pt")
+    b, _, ck = checkpoint.load(tmp_path / "b" / "last.pt")
+    assert ck["provenance"]["train"]["speech_fraction"] == 0.65
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(p, q, atol=1e-5), n
+
+
 def test_speech_fraction_keeps_a_fixed_subset(corpus_dir):
     clips = data.load_corpus(data.list_corpus(str(corpus_dir), "train"))["speech"]
     half = data.keep_fraction(clips, 0.65)
