@@ -32,8 +32,13 @@ class Clip:
     band_bins: int  # bins [0, band_bins) carry real content
 
 
+def _bucket(name: str, buckets: int) -> int:
+    """A stable pseudo-random bucket in [0, buckets) for a file name (the same on every machine and run)."""
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets
+
+
 def _split_of(name: str) -> str:
-    h = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100
+    h = _bucket(name, 100)
     return "train" if h < 90 else ("valid" if h < 95 else "test")
 
 
@@ -80,8 +85,7 @@ def keep_fraction(clips: list[Clip], fraction: float) -> list[Clip]:
     how the scores depend on the amount of training data."""
     if fraction >= 1.0:
         return clips
-    kept = [c for c in clips if int(hashlib.sha1(Path(c.path).name.encode()).hexdigest(), 16) % 1000
-            < fraction * 1000]
+    kept = [c for c in clips if _bucket(Path(c.path).name, 1000) < fraction * 1000]
     if not kept:
         raise ValueError(f"a fraction of {fraction} keeps none of {len(clips)} clips")
     return kept

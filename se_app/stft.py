@@ -89,7 +89,6 @@ def log_power(spec: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return torch.log(spec.real.square() + spec.imag.square() + eps)
 
 
-
 DC_POLE = 0.999  # one-pole DC blocker: corner 2.5 Hz at 16 kHz
 
 
