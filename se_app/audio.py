@@ -5,9 +5,12 @@ Errors are :class:`AudioError` and always name the file and the reason.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import tempfile
+import re
+import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,9 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
                     ".snd", ".caf", ".w64", ".rf64", ".wv"}
 CHANNEL_POLICIES = ("each", "mix")
 BLOCK_SECONDS = 10.0
+# Temporary outputs: ".NAME.PID-TOKEN.part.EXT" beside NAME (and the older ".NAME.XXXXXXXX.part.EXT" of mkstemp)
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-[0-9a-f]{8}|[a-z0-9_]{8})\.part\.[^.]+$")
+LOW_SPACE = 1 << 20  # a write that fails with less free space than this is reported as a full disk
 
 
 class AudioError(ValueError):
@@ -59,7 +65,17 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(path, "the file holds zero audio frames")
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(path, "invalid header (sample rate or channel count is zero)")
+    _warn_if_truncated(p, info)
     return AudioInfo(str(p), info.samplerate, info.channels, info.frames, info.format, info.subtype)
+
+
+def _warn_if_truncated(path: Path, info) -> None:
+    """libsndfile reads a truncated WAV/AIFF up to its end and notes "data : N (should be M)"; say so."""
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info, re.M)
+    if m and int(m.group(2)) < int(m.group(1)):
+        promised = int(m.group(1)) * info.frames // max(int(m.group(2)), 1)
+        log.warning("%s: truncated file: the header promises %d frames, %d frames were read and are enhanced",
+                    path, promised, info.frames)
 
 
 def _short(e: Exception) -> str:
@@ -151,11 +167,58 @@ def peak_gain(peak: float, subtype: str) -> float:
 
 
 def atomic_path(dst: Path) -> Path:
-    """A temporary name beside dst (same folder, so the final rename is atomic)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part" + dst.suffix, dir=dst.parent)
-    os.close(fd)
-    return Path(tmp)
+    """A new, empty temporary file beside dst (same folder, so the final rename is atomic), named
+    ``.NAME.PID-TOKEN.part.EXT`` so that a later run can tell a stale one (its process is gone) and remove
+    it.  Created like a plain ``open()`` would create dst: mode 0666 less the umask."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            tmp = dst.parent / f".{dst.name}.{os.getpid()}-{secrets.token_hex(4)}.part{dst.suffix}"
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                return tmp
+            except FileExistsError:
+                continue
+    except OSError as e:  # a read-only or full folder, a file where a folder should be
+        raise AudioError(dst, f"cannot write {dst}: {write_error(e, dst, dst)}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of :func:`atomic_path`'s naming below folder whose process is gone (left by a
+    kill or a power loss); returns what was removed.  Temporaries of running processes are kept."""
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for p in root.rglob(".*.part.*"):
+        m = TEMP_RE.match(p.name)
+        if m and p.is_file() and not p.is_symlink() and not (m["pid"] and _alive(int(m["pid"]))):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+            log.info("removed a stale temporary file %s", p)
+    return removed
+
+
+def write_error(e: BaseException, tmp: Path, dst: Path) -> str:
+    """A short reason for a failed write that names the real output, not its temporary, and says when the
+    disk is full (libsndfile reports that as a bare "System error.")."""
+    text = (e.strerror if isinstance(e, OSError) and e.strerror else _short(e)).replace(str(tmp), str(dst))
+    full = isinstance(e, OSError) and e.errno == errno.ENOSPC
+    try:
+        full = full or shutil.disk_usage(dst.parent).free < LOW_SPACE
+    except OSError:
+        pass
+    return "no space left on device" if full else text
 
 
 def write(path: str | os.PathLike, y: np.ndarray, sample_rate: int, subtype: str | None = None,
@@ -175,5 +238,7 @@ def write(path: str | os.PathLike, y: np.ndarray, sample_rate: int, subtype: str
     try:
         sf.write(str(tmp), y * gain, sample_rate, subtype=subtype, format=fmt)
         os.replace(tmp, dst)
+    except (OSError, sf.SoundFileError) as e:
+        raise AudioError(dst, f"cannot write {dst}: {write_error(e, tmp, dst)}") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -223,42 +223,49 @@ class Enhancer:
                      progress: Callable[[float], None] | None = None) -> Result:
         """Enhance one file into dst at the input's rate, channel count, format, subtype and length.
 
-        Written in two passes through a float temporary, so an integer output that would clip is scaled
-        down (and logged) instead, and memory stays bounded.  Raises AudioError for unusable input.
+        Written block by block into a temporary of the output's own format beside dst (``atomic_path``),
+        renamed onto dst when complete.  An integer output that would clip is not kept: the file is
+        enhanced a second time (deterministically) with its gain scaled down, and that is logged.  Raises
+        AudioError for unusable input or a failed write (naming dst, not the temporary).
         """
         t0 = time.perf_counter()
         info = audio.probe(src)
         dst = Path(dst)
         if dst.exists() and dst.resolve() == Path(src).resolve():
             raise audio.AudioError(src, "refusing to overwrite the input file")
-        tmp_float = audio.atomic_path(dst.with_suffix(".wav"))
+        fmt = info.format if info.format in sf.available_formats() else "WAV"
+        subtype = audio.output_subtype(fmt, info.subtype)
+        peak = self._write(info, dst, fmt, subtype, channels, 1.0, progress)
+        gain = audio.peak_gain(peak, subtype)
+        if gain != 1.0:
+            log.warning("%s: enhanced peak %.2f is above full scale; scaled by %.1f dB to avoid clipping",
+                        src, peak, 20 * np.log10(gain))
+            self._write(info, dst, fmt, subtype, channels, gain, None)
+        return Result(info.seconds, time.perf_counter() - t0, info.sample_rate, info.channels,
+                      float(20 * np.log10(gain)))
+
+    def _write(self, info: audio.AudioInfo, dst: Path, fmt: str, subtype: str, channels: str, gain: float,
+               progress: Callable[[float], None] | None) -> float:
+        """One pass of :meth:`enhance_file`: returns the peak before ``gain``; dst is replaced unless an
+        integer output would clip at this gain (then the caller runs again with a lower one)."""
         peak = 0.0
         try:
-            with sf.SoundFile(str(tmp_float), "w", info.sample_rate, info.channels, "FLOAT", format="RF64") as f:
+            tmp = audio.atomic_path(dst)
+        except audio.AudioError as e:
+            raise audio.AudioError(info.path, e.reason) from None
+        try:
+            with sf.SoundFile(str(tmp), "w", info.sample_rate, info.channels, subtype, format=fmt) as f:
                 def sink(y: np.ndarray) -> None:
                     nonlocal peak
                     peak = max(peak, float(np.abs(y).max(initial=0.0)))
-                    f.write(y)
+                    f.write(y * gain if gain != 1.0 else y)
 
                 self._run(audio.iter_blocks(info), info.sample_rate, info.channels, channels, info.frames, sink,
                           progress)
-            fmt = info.format if info.format in sf.available_formats() else "WAV"
-            subtype = audio.output_subtype(fmt, info.subtype)
-            gain = audio.peak_gain(peak, subtype)
-            if gain != 1.0:
-                log.warning("%s: enhanced peak %.2f is above full scale; scaled by %.1f dB to avoid clipping",
-                            src, peak, 20 * np.log10(gain))
-            tmp_out = audio.atomic_path(dst)
-            try:
-                with sf.SoundFile(str(tmp_float)) as fin, \
-                        sf.SoundFile(str(tmp_out), "w", info.sample_rate, info.channels, subtype, format=fmt) as fout:
-                    for y in fin.blocks(blocksize=int(audio.BLOCK_SECONDS * info.sample_rate), dtype="float32",
-                                        always_2d=True):
-                        fout.write(y * gain)
-                os.replace(tmp_out, dst)
-            finally:
-                tmp_out.unlink(missing_ok=True)
+            if gain != 1.0 or audio.peak_gain(peak, subtype) == 1.0:
+                os.replace(tmp, dst)
+        except (OSError, sf.SoundFileError) as e:
+            raise audio.AudioError(info.path, f"cannot write {dst}: {audio.write_error(e, tmp, dst)}") from None
         finally:
-            tmp_float.unlink(missing_ok=True)
-        return Result(info.seconds, time.perf_counter() - t0, info.sample_rate, info.channels,
-                      float(20 * np.log10(gain)))
+            tmp.unlink(missing_ok=True)
+        return peak
