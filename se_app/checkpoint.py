@@ -89,12 +89,17 @@ def save(path: str | os.PathLike, model: MaskNet, stft_cfg: STFTConfig, provenan
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint dict; ValueError naming the file when it is not a se_app checkpoint (an empty file,
+    text, any other pickle), FileNotFoundError when it is missing."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{path}: not a se_app checkpoint (the file is empty)")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as e:
-        raise ValueError(f"{path}: not a se_app checkpoint ({str(e).splitlines()[0][:200]})") from None
+    except Exception as e:  # torch's own messages (pickle opcodes, zip records) mean nothing to a user
+        log.debug("torch.load(%s) failed: %r", path, e)
+        raise ValueError(f"{path}: not a se_app checkpoint (not a file written by torch.save)") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise ValueError(f"{path}: not a se_app checkpoint (no format_version)")
     if ckpt["format_version"] > FORMAT_VERSION:

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 from dataclasses import fields
 
-from . import registry
+from . import __version__, registry
 from .audio import CHANNEL_POLICIES
+from .cliutil import TRAIN_OPTIONS, DefaultsHelp, decibels, exit_code, stop_on_sigterm
 
 log = logging.getLogger("se_app")
 
@@ -18,9 +20,24 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_enhance(a: argparse.Namespace) -> int:
+    """Exit 0 all enhanced (or skipped), 1 some file failed, 2 usage error, 130/143 stopped by SIGINT/SIGTERM
+    (the file in progress is discarded; a re-run resumes, skipping finished outputs)."""
+    import signal
+
+    try:
+        with stop_on_sigterm():
+            return _enhance(a)
+    except KeyboardInterrupt as e:  # before or after the batch itself (loading the model, say)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"se-app: interrupted by {signal.Signals(signum).name} before any file was enhanced",
+              file=sys.stderr)
+        return exit_code(signum)
+
+
+def _enhance(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch import enhance_all
+    from .batch import Interrupted, enhance_all
     from .enhancer import Enhancer
 
     try:
@@ -36,6 +53,9 @@ def cmd_enhance(a: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"se-app: {e}", file=sys.stderr)
+        return exit_code(e.signum)
     print(f"done: {summary.line()}", file=sys.stderr)
     for src, why in summary.failed:
         print(f"  failed: {src}: {why}", file=sys.stderr)
@@ -164,9 +184,16 @@ def cmd_register(a: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="se-app", description="MPO-LSTM speech enhancement")
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # -v and -q before or after the subcommand: the subcommands' copies leave the top-level value alone
+    # unless given (SUPPRESS)
+    common = argparse.ArgumentParser(add_help=False)
+    for parser_, default in ((p, False), (common, argparse.SUPPRESS)):
+        parser_.add_argument("-v", "--verbose", action="store_true", default=default,
+                             help="debug logging (more detail on each file and error)")
+        parser_.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    sub = p.add_subparsers(dest="cmd", required=True,  # every subcommand takes -v and -q too
+                           parser_class=functools.partial(argparse.ArgumentParser, parents=[common]))
 
     e = sub.add_parser("enhance", help="enhance files and folders")
     e.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
@@ -176,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     e.add_argument("--channels", choices=CHANNEL_POLICIES, default="each",
                    help="each: enhance every channel on its own; mix: enhance the downmix, write it to all")
-    e.add_argument("--atten-limit", type=float, default=None, metavar="DB",
+    e.add_argument("--atten-limit", type=decibels, default=None, metavar="DB",
                    help="limit noise attenuation to DB decibels (a mask floor); default: no limit")
     e.set_defaults(fn=cmd_enhance)
 
@@ -192,27 +219,26 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--default", action="store_true", help="make it the registry default")
     r.set_defaults(fn=cmd_register)
 
-    t = sub.add_parser("train", help="train a model")
+    t = sub.add_parser("train", help="train a model", formatter_class=DefaultsHelp)
     t.add_argument("--data", help="folder with manifest.csv (e.g. ../shared/data)")
-    t.add_argument("--speech-dir")
-    t.add_argument("--noise-dir")
+    t.add_argument("--speech-dir", help="folder of clean speech clips (with --noise-dir, instead of --data)")
+    t.add_argument("--noise-dir", help="folder of noise clips (with --speech-dir)")
     t.add_argument("-o", "--output", required=True, help="run folder (last.pt, best.pt, log.csv)")
     t.add_argument("--config", help="JSON file with {'model': {...}, 'train': {...}}")
-    t.add_argument("--kind", choices=["dense", "mpo", "pruned"])
+    t.add_argument("--kind", choices=["dense", "mpo", "pruned"], help="how W and U are stored")
     t.add_argument("--rate", type=float, help="compression rate of W and U (mpo, pruned)")
     t.add_argument("--bonds", type=int, nargs="+", help="MPO bond dimensions (instead of --rate)")
-    t.add_argument("--hidden", type=int)
-    t.add_argument("--layers", type=int)
+    t.add_argument("--hidden", type=int, help="LSTM units per layer")
+    t.add_argument("--layers", type=int, help="LSTM layers")
     t.add_argument("--factors", type=int, help="MPO factors per matrix (2..5)")
-    t.add_argument("--lookahead", type=int, help="frames of look-ahead (16 ms each; default 0 = causal)")
+    t.add_argument("--lookahead", type=int, help="frames of look-ahead (16 ms each; 0 = causal)")
     t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
-    for f in ("steps", "batch", "epoch_steps", "seed", "valid_count", "valid_pesq_count", "warmup"):
-        t.add_argument("--" + f.replace("_", "-"), dest=f, type=int)
-    for f in ("seconds", "lr", "prune_start", "prune_end", "noise_speed", "speech_fraction", "kd_weight"):
-        t.add_argument("--" + f.replace("_", "-"), dest=f, type=float)
-    t.add_argument("--loss", choices=["irm", "irm+mag"])
+    for f, kind, what in TRAIN_OPTIONS:
+        t.add_argument("--" + f.replace("_", "-"), dest=f, type=kind, help=what)
+    t.add_argument("--loss", choices=["irm", "irm+mag"], help="irm: MSE to the ideal ratio mask; irm+mag: "
+                   "plus compressed-magnitude MSE")
     t.add_argument("--teacher", help="checkpoint whose masks are blended into the target (distillation)")
-    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.add_argument("--reset-best", action="store_true",
                    help="with --resume: forget the best valid score so far (e.g. the valid set has changed)")
@@ -230,14 +256,14 @@ def parser() -> argparse.ArgumentParser:
     pf.add_argument("--max-stoi-drop", type=float, default=0.005)
     pf.set_defaults(fn=cmd_tune_post)
 
-    s = sub.add_parser("make-testset", help="write a noisy/clean dev test set")
+    s = sub.add_parser("make-testset", help="write a noisy/clean dev test set", formatter_class=DefaultsHelp)
     s.add_argument("--data", help="folder with manifest.csv")
-    s.add_argument("--speech-dir")
-    s.add_argument("--noise-dir")
-    s.add_argument("--split", default="test")
-    s.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--speech-dir", help="folder of clean speech clips (with --noise-dir, instead of --data)")
+    s.add_argument("--noise-dir", help="folder of noise clips (with --speech-dir)")
+    s.add_argument("--split", default="test", help="manifest split to draw speech and noise from")
+    s.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10], help="SNRs (dB) of the mixtures")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the mixing")
+    s.add_argument("-o", "--output", required=True, help="folder for noisy/ and clean/")
     s.set_defaults(fn=cmd_make_testset)
 
     v = sub.add_parser("evaluate", help="score models on a noisy/clean test set")
