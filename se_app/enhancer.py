@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from . import audio, checkpoint, registry
+from . import audio, checkpoint, fullband, registry
 from .model import MaskNet
 from .stft import DCBlocker, STFTConfig, istft, istft_frames, log_power, stft, window
 
@@ -172,10 +172,10 @@ class Enhancer:
     def _run(self, blocks, in_rate: int, channels: int, policy: str, total: int, sink,
              progress: Callable[[float], None] | None = None) -> None:
         """Blocks (N, C) at in_rate -> sink((N, C) enhanced at in_rate); exactly ``total`` frames out.
-        ``progress`` (if given) is called with the fraction of the input done after each block."""
+        Above the model rate the band above it is kept (:mod:`se_app.fullband`).  ``progress`` (if given)
+        is called with the fraction of the input done after each block."""
         c_model = 1 if policy == "mix" else channels
-        up = audio.Resampler(in_rate, self.sample_rate, c_model)
-        down = audio.Resampler(self.sample_rate, in_rate, c_model)
+        split = fullband.BandSplit(in_rate, self.sample_rate, c_model, self.floor)
         stream = self.stream(c_model)
         skip, written = stream.latency, 0
 
@@ -184,20 +184,22 @@ class Enhancer:
             drop = min(skip, y.shape[1])  # the stream's leading latency is not part of the signal
             skip -= drop
             y = y[:, drop:]
-            out = down(y.T.numpy(), last=last)
+            out = split.synthesis(y.T.numpy(), last=last)
             out = out[: max(0, total - written)]
             if len(out):
                 sink(audio.from_model_channels(out, channels))
                 written += len(out)
 
+        def model_input(x: np.ndarray, last: bool = False) -> torch.Tensor:
+            return torch.from_numpy(split.analysis(x, last=last).T.copy())
+
         done = 0
         for x in blocks:
             done += len(x)
-            x = audio.to_model_channels(x, policy)
-            emit(stream.process(torch.from_numpy(up(x).T.copy())))
+            emit(stream.process(model_input(audio.to_model_channels(x, policy))))
             if progress is not None:
                 progress(min(1.0, done / max(total, 1)))
-        emit(stream.process(torch.from_numpy(up(np.zeros((0, c_model), np.float32), last=True).T.copy())))
+        emit(stream.process(model_input(np.zeros((0, c_model), np.float32), last=True)))
         emit(stream.flush(), last=True)
         if written < total:  # resampler rounding: pad the last sample or two
             sink(np.zeros((total - written, channels), np.float32))
