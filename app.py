@@ -8,6 +8,10 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
+from se_app import uifiles  # noqa: E402
+
+uifiles.private_gradio_cache()  # this process's own upload cache, removed at exit: before gradio is imported
+
 from se_app import ui  # noqa: E402
 
 
@@ -16,7 +20,8 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up requests
     ui.preload()  # load the default model once, before the first request (logs a note when none is registered)
     demo = ui.build_demo()
-    atexit.register(ui.cleanup_temp)  # request folders; Gradio's cache is cleaned by delete_cache
+    atexit.register(uifiles.cleanup_temp)  # this process's request folders
+    atexit.register(uifiles.remove_gradio_cache)  # and its upload cache (trimmed to a cap while it runs)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that atexit also runs on SIGTERM
     port = os.environ.get("GRADIO_SERVER_PORT")
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -6,10 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -17,19 +14,17 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import soxr
-from matplotlib.figure import Figure
 
-from . import audio, metrics, registry
+from . import audio, registry
 from .enhancer import Enhancer, floor_from_db
+from .uifiles import new_request_dir, public
+from .uiviews import score_rows, spectrogram_png
 
 log = logging.getLogger(__name__)
 
 MAX_SECONDS = 600.0  # longest recording accepted (10 minutes)
 MAX_UPLOAD = "300mb"  # upload limit handed to launch(): 10 min of 48 kHz stereo float WAV fits
 NO_LIMIT_DB = 60  # the top of the strength slider means "no attenuation limit"
-TEMP_ROOT = Path(tempfile.gettempdir()) / "se_app_ui"  # per-request folders live under here
-TEMP_MAX_AGE_S = 1800.0  # request folders older than this are swept (Gradio has copied the files by then)
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
 SCORE_HEADERS = ["signal", "PESQ", "STOI", "SI-SDR (dB)"]
 NO_MODEL_MSG = ("No model is registered yet (models/registry.json is empty or missing). Train one with "
@@ -82,7 +77,7 @@ def get_enhancer(name: str | None = None, limit_db: float = NO_LIMIT_DB) -> Enha
                 _LOADED[key] = Enhancer.load(name)
                 log.info("loaded model %s from %s", _LOADED[key].name, path)
     except (registry.ModelNotFound, OSError, KeyError, ValueError, RuntimeError) as e:
-        raise gr.Error(NO_MODEL_MSG if name is None and not choices()[0] else f"Model {name!r}: {e}") from None
+        raise user_error(NO_MODEL_MSG if name is None and not choices()[0] else f"Model {name!r}: {e}") from None
     enh = copy.copy(_LOADED[key])  # shares the network (read-only in inference), not the floor
     enh.floor = floor_from_db(None if limit_db >= NO_LIMIT_DB else float(limit_db))
     return enh
@@ -96,87 +91,43 @@ def preload() -> None:
         log.warning("%s", e.message)
 
 
-def cleanup_temp(max_age_s: float | None = None) -> None:
-    """Remove request folders under :data:`TEMP_ROOT`: any process's older than ``max_age_s``, or with None
-    (at exit) all of this process's."""
-    for d in TEMP_ROOT.glob("req-*" if max_age_s is not None else f"req-{os.getpid()}-*"):
-        with contextlib.suppress(OSError):
-            if max_age_s is None or time.time() - d.stat().st_mtime >= max_age_s:
-                shutil.rmtree(d, ignore_errors=True)
+def user_error(message: str) -> gr.Error:
+    """A gr.Error for a problem with the user's input: logged as one line, no traceback on the server."""
+    log.warning("request refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 @contextlib.contextmanager
-def _request(what: str) -> Iterator[Path]:
+def _request(what: str, *uploads: str | None) -> Iterator[Path]:
     """A fresh request folder (old ones are swept); on failure it is removed and the error becomes a short
-    gr.Error, never a traceback in the page."""
-    TEMP_ROOT.mkdir(parents=True, exist_ok=True)
-    cleanup_temp(TEMP_MAX_AGE_S)
-    out_dir = Path(tempfile.mkdtemp(prefix=f"req-{os.getpid()}-", dir=TEMP_ROOT))
+    gr.Error that names the uploads by their own names and no server path, never a traceback in the page.
+    Problems with the input are logged in one line, anything else with its traceback."""
+    out_dir = new_request_dir()
     try:
         yield out_dir
     except BaseException as e:
         shutil.rmtree(out_dir, ignore_errors=True)
         if not isinstance(e, Exception) or isinstance(e, gr.Error):
             raise
+        message = public(f"{what} failed: {e}", out_dir, *uploads)
+        if isinstance(e, (audio.AudioError, ValueError)):
+            raise user_error(message) from None
         log.exception("%s failed", what)
-        raise gr.Error(f"{what} failed: {e}") from None
+        raise gr.Error(message, print_exception=False) from None
 
 
 def _read(path: str | None, what: str) -> tuple[np.ndarray, int]:
     """Read an upload as (N, C) float32, turning every unusable file into a gr.Error that names it."""
     if not path:
-        raise gr.Error(f"Upload or record the {what} first.")
+        raise user_error(f"Upload or record the {what} first.")
     try:
         info = audio.probe(path)
         if info.seconds > MAX_SECONDS:
-            raise gr.Error(f"{Path(path).name} is {info.seconds / 60:.1f} minutes long; the limit is "
-                           f"{MAX_SECONDS / 60:.0f} minutes. Trim it or use the 'se-app' command line.")
+            raise user_error(f"{Path(path).name} is {info.seconds / 60:.1f} minutes long; the limit is "
+                             f"{MAX_SECONDS / 60:.0f} minutes. Trim it or use the 'se-app' command line.")
         return audio.read(path)
     except audio.AudioError as e:
-        raise gr.Error(f"Cannot use the {what} {Path(path).name}: {e.reason}.") from None
-
-
-def _spectrogram_db(x: np.ndarray, rate: int) -> np.ndarray:
-    """Power spectrogram in dB (freq, frames) of (N, C) audio's channel mean; the hop grows with the length so
-    long clips stay cheap to draw."""
-    n_fft = 2 ** max(8, round(math.log2(rate * 0.032)))
-    x = np.pad(x.mean(axis=1), (0, max(0, n_fft - len(x))))
-    hop = max(n_fft // 4, len(x) // 2000)
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
-    return 10 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)).T ** 2 + 1e-10)
-
-
-def spectrogram_png(signals: list[tuple[str, np.ndarray]], rate: int, path: Path) -> Path:
-    """Spectrograms side by side on one dB scale and shared axes, drawn into ``path`` on a fresh Figure (no
-    pyplot state: savefig renders with Agg), so requests never share a mutable figure."""
-    specs = [(title, _spectrogram_db(x, rate)) for title, x in signals]
-    vmax, seconds = max(float(s.max()) for _, s in specs), len(signals[0][1]) / rate
-    fig = Figure(figsize=(4.6 * len(specs) + 1, 3.4), dpi=100, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(specs), sharex=True, sharey=True))
-    for ax, (title, s) in zip(axes, specs):
-        im = ax.imshow(s, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-                       extent=(0, seconds, 0, rate / 2000))
-        ax.set(title=title, xlabel="time (s)")
-    axes[0].set_ylabel("frequency (kHz)")
-    fig.colorbar(im, ax=list(axes), label="power (dB)")
-    fig.savefig(path)
-    fig.clear()  # a fresh figure per request, released right away: nothing is shared between requests
-    return path
-
-
-def score_rows(clean: tuple[np.ndarray, int] | None, rate: int,
-               signals: list[tuple[str, np.ndarray]]) -> list[list[str]]:
-    """PESQ, STOI and SI-SDR of each (label, (N, C) signal at ``rate``) against the clean reference, on channel
-    means; no reference, no rows."""
-    if clean is None:
-        return []
-    ref = clean[0].mean(axis=1) if clean[1] == rate else soxr.resample(clean[0].mean(axis=1), clean[1], rate)
-    rows = []
-    for label, x in signals:
-        s = metrics.scores(ref, x.mean(axis=1), rate, which=("pesq", "stoi", "si_sdr"))
-        rows.append([label] + [f"{s[k]:.{d}f}" if np.isfinite(s[k]) else "n/a"
-                               for k, d in (("pesq", 2), ("stoi", 3), ("si_sdr", 2))])
-    return rows
+        raise user_error(public(f"Cannot use the {what} {Path(path).name}: {e.reason}.", path)) from None
 
 
 def _run(enh: Enhancer, x: np.ndarray, rate: int, channels: str, out_dir: Path,
@@ -193,8 +144,10 @@ def _run(enh: Enhancer, x: np.ndarray, rate: int, channels: str, out_dir: Path,
 def _warn_conversions(rate: int, model_rate: int, n_channels: int, channels: str) -> None:
     """gr.Warning for what the user may not expect: resampling, and downmixing (channels 'mix')."""
     if rate != model_rate:
+        above = (f" The band above {model_rate // 2000} kHz does not go through the model; it follows the "
+                 f"model's gain in its top band." if rate > model_rate else "")
         gr.Warning(f"The input is {rate} Hz; it is resampled to {model_rate} Hz for the model and back to "
-                   f"{rate} Hz for the result.")
+                   f"{rate} Hz for the result.{above}")
     if channels == "mix" and n_channels > 1:
         gr.Warning(f"The {n_channels} channels are downmixed to mono; the result is copied to every channel.")
 
@@ -213,7 +166,7 @@ def enhance(noisy: str | None, model: str | None = None, strength: float = NO_LI
     """Enhance one upload -> (audio path, download path, spectrogram PNG, status Markdown, score rows)."""
     progress(0.0, desc="Reading the input")
     (x, rate), ref = _read(noisy, "noisy recording"), _read(clean, "clean reference") if clean else None
-    with _request("Enhancement") as out_dir:
+    with _request("Enhancement", noisy, clean) as out_dir:
         enh = get_enhancer(model, strength)
         _warn_conversions(rate, enh.sample_rate, x.shape[1], channels)
         progress(0.2, desc=f"Enhancing {len(x) / rate:.1f} s of audio")
@@ -232,10 +185,10 @@ def compare(noisy: str | None, pair: str | None = None, strength: float = NO_LIM
     """Run the MPO and the pruned model of one pair -> (mpo audio, pruned audio, spectrograms, status, scores)."""
     pairs = [v for _, v in choices()[2]]
     if not pairs or (pair and pair not in pairs):
-        raise gr.Error(NO_PAIR_MSG if not pairs else f"{pair!r} is not a registered MPO/pruned pair.")
+        raise user_error(NO_PAIR_MSG if not pairs else f"{pair!r} is not a registered MPO/pruned pair.")
     names = (pair or pairs[0]).split("|")
     (x, rate), ref = _read(noisy, "noisy recording"), _read(clean, "clean reference") if clean else None
-    with _request("Comparison") as out_dir:
+    with _request("Comparison", noisy, clean) as out_dir:
         results = []
         for k, name in enumerate(names):
             progress(0.1 + 0.35 * k, desc=f"Enhancing with {name}")

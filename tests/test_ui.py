@@ -10,16 +10,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
+import soxr
 import soundfile as sf
 import torch
 
 from conftest import speechlike
-from se_app import ui
+from se_app import audio, ui, uifiles
 from se_app.stft import DCBlocker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +31,7 @@ SCREENSHOT = Path("/tmp/ui_screenshot.png")
 @pytest.fixture(autouse=True)
 def temp_root(tmp_path, monkeypatch):
     """Keep the per-request folders of these tests inside tmp_path."""
-    monkeypatch.setattr(ui, "TEMP_ROOT", tmp_path / "ui_tmp")
+    monkeypatch.setattr(uifiles, "TEMP_ROOT", tmp_path / "ui_tmp")
     return tmp_path / "ui_tmp"
 
 
@@ -169,14 +171,71 @@ def test_api_parameters_besides_the_audio_have_defaults(tiny_registry):
 def test_request_folders_are_cleaned(tiny_registry, temp_root, tmp_path):
     old = temp_root / "req-old"
     old.mkdir(parents=True)
-    os.utime(old, (time.time() - 2 * ui.TEMP_MAX_AGE_S,) * 2)
+    os.utime(old, (time.time() - 2 * uifiles.TEMP_MAX_AGE_S,) * 2)
     ui.enhance(wav(tmp_path / "n.wav", speechlike(0.3), 16000))
     assert not old.exists() and len(list(temp_root.iterdir())) == 1  # swept; this request's folder stays
     with pytest.raises(gr.Error):
         ui.enhance(wav(tmp_path / "n.wav", speechlike(0.3), 16000), model="no-such-model")
     assert len(list(temp_root.iterdir())) == 1  # a failed request leaves nothing behind
-    ui.cleanup_temp()
+    uifiles.cleanup_temp()
     assert list(temp_root.iterdir()) == []
+
+
+def test_errors_name_the_upload_and_no_server_path(tiny_registry, tmp_path, monkeypatch):
+    upload = tmp_path / "gradio" / "5f3a9c" / "my notes.wav"  # where Gradio keeps an upload
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"plain text, not audio")
+    with pytest.raises(gr.Error) as err:
+        ui.enhance(str(upload))
+    assert "my notes.wav" in err.value.message and str(tmp_path) not in err.value.message
+
+    def full(path, *args, **kw):
+        raise audio.AudioError(path, f"cannot write {path}: no space left on device")
+
+    monkeypatch.setattr(audio, "write", full)
+    with pytest.raises(gr.Error) as err:
+        ui.enhance(wav(tmp_path / "n.wav", speechlike(0.3), 16000))
+    assert "n_enhanced.wav: no space left on device" in err.value.message
+    assert "/" not in err.value.message.replace("failed: ", "")
+
+
+def test_expected_errors_log_one_line_without_traceback(tiny_registry, tmp_path, caplog):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"plain text")
+    for call in (lambda: ui.enhance(str(bad)), lambda: ui.enhance(None),
+                 lambda: ui.enhance(wav(tmp_path / "n.wav", speechlike(0.3), 16000), model="no-such-model")):
+        caplog.clear()
+        with pytest.raises(gr.Error) as err:
+            call()
+        assert err.value.print_exception is False  # Gradio prints no traceback for it
+        assert len(caplog.records) == 1 and caplog.records[0].exc_info is None
+        assert "request refused" in caplog.records[0].getMessage()
+
+
+def test_silent_reference_scores_are_na_with_the_reason(tiny_registry, tmp_path):
+    noisy = wav(tmp_path / "n.wav", speechlike(1.0), 16000)
+    rows = ui.enhance(noisy, clean=wav(tmp_path / "c.wav", np.zeros(16000, np.float32), 16000))[4]
+    assert rows and all(r[1:] == ["n/a (silent reference)"] * 3 for r in rows)
+
+
+def test_reference_at_another_rate_or_length_is_aligned_and_said(tiny_registry, tmp_path):
+    clean = speechlike(1.0, 16000, seed=6)
+    noisy = wav(tmp_path / "n.wav", clean, 16000)
+    with pytest.warns(UserWarning, match="resampled to 16000 Hz"):
+        rows = ui.enhance(noisy, clean=wav(tmp_path / "c.wav", soxr.resample(clean, 16000, 44100), 44100))[4]
+    assert float(rows[0][2]) > 0.9  # the same speech once resampled
+    with pytest.warns(UserWarning, match="compare their first 1.00 s"):
+        ui.enhance(noisy, clean=wav(tmp_path / "c2.wav", np.concatenate([clean, clean]), 16000))
+
+
+def test_upload_cache_is_capped_oldest_first(tmp_path):
+    old, new, young = (tmp_path / d / "f.wav" for d in ("a", "b", "c"))
+    for k, p in enumerate((old, new, young)):
+        p.parent.mkdir()
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (time.time() - 1000 + 400 * k,) * 2)
+    assert uifiles.cap_cache(tmp_path, max_bytes=1500, keep_s=300) == 2000  # the two oldest go
+    assert not old.exists() and not new.exists() and young.exists() and not old.parent.exists()
 
 
 # ---- the served app --------------------------------------------------------------------------------------
@@ -187,9 +246,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class App:
+    url: str
+    proc: subprocess.Popen
+    logdir: Path
+
+
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):
-    """``python app.py`` on a free port with the tiny models; yields its URL and kills it afterwards."""
+    """``python app.py`` on a free port with the tiny models; yields it (App) and kills it afterwards."""
     logdir = tmp_path_factory.mktemp("app")
     port = free_port()
     env = dict(os.environ, SE_APP_MODELS=str(tiny_models), GRADIO_SERVER_PORT=str(port),
@@ -213,7 +279,7 @@ def server(tiny_models, tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"app.py did not serve {url} in 180 s:\n{(logdir / 'app.log').read_text()[-3000:]}")
                 time.sleep(0.5)
-            yield url
+            yield App(url, proc, logdir)
         finally:
             proc.terminate()
             try:
@@ -228,7 +294,7 @@ def test_app_serves_the_enhance_api(server, tmp_path):
 
     x = speechlike(0.8, 22050, seed=8)
     src = wav(tmp_path / "clip.wav", x, 22050)
-    client = Client(server, verbose=False, download_files=str(tmp_path / "dl"))
+    client = Client(server.url, verbose=False, download_files=str(tmp_path / "dl"))
     result = client.predict(handle_file(src), api_name="/enhance")
     out = Path(result[0])
     assert out.name == "clip_enhanced.wav"
@@ -248,7 +314,7 @@ def test_page_renders_in_headless_chromium(server, tmp_path):
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", f"--screenshot={shot}",
-           "--window-size=1280,1600", server]
+           "--window-size=1280,1600", server.url]
     subprocess.run(cmd, capture_output=True, timeout=180, check=False)
     assert shot.exists(), "chromium wrote no screenshot"
     from PIL import Image
@@ -257,3 +323,22 @@ def test_page_renders_in_headless_chromium(server, tmp_path):
     assert img.shape == (1600, 1280)
     assert img.std() > 5, "the screenshot is blank: the page did not render"
     shutil.copy(shot, SCREENSHOT)
+
+
+def test_app_stops_cleanly_and_removes_its_upload_cache(server, tmp_path):
+    """Run last: it stops the app.  Uploads sit in the app's own cache folder, which goes when it stops; an
+    expected user error is one log line, not a traceback."""
+    from gradio_client import Client, handle_file
+
+    bad = tmp_path / "notes.wav"
+    bad.write_bytes(b"plain text")
+    client = Client(server.url, verbose=False, download_files=str(tmp_path / "dl"))
+    with pytest.raises(Exception, match="notes.wav: not a readable audio file"):
+        client.predict(handle_file(str(bad)), api_name="/enhance")
+    cache = server.logdir / "gradio" / f"gradio-{server.proc.pid}"
+    assert any(p.name == "notes.wav" for p in cache.rglob("*"))
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
+    log = (server.logdir / "app.log").read_text()
+    assert "Traceback" not in log and "request refused: Cannot use the noisy recording notes.wav" in log
+    assert not cache.exists()
