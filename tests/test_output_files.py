@@ -88,3 +88,20 @@ def test_truncated_wav_warns_with_frames_read(tmp_path, caplog):
     assert sf.info(str(tmp_path / "o.wav")).frames == 6000
 
 
+
+
+def test_output_folder_that_cannot_be_made_is_a_reason_not_a_traceback(tmp_path):
+    src = tmp_path / "a.wav"
+    sf.write(str(src), speechlike(0.3), 16000)
+    (tmp_path / "taken").write_text("a file where the output folder should be")
+    dst = tmp_path / "taken" / "a.wav"
+    with pytest.raises(audio.AudioError) as e:
+        Enhancer(tiny(), CFG).enhance_file(src, dst)
+    assert e.value.reason.startswith(f"cannot write {dst}: ")
+
+
+def test_unicode_and_space_names(tmp_path):
+    src = tmp_path / "réunion 会议 🎤.wav"
+    sf.write(str(src), speechlike(0.3), 16000)
+    Enhancer(tiny(), CFG).enhance_file(src, tmp_path / "out" / src.name)
+    assert sf.info(str(tmp_path / "out" / src.name)).frames == int(0.3 * 16000)
