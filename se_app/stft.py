@@ -105,7 +105,11 @@ class DCBlocker:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, n) -> (B, n) filtered; n may be 0."""
+        return torch.from_numpy(self.filter(x.numpy()))
+
+    def filter(self, x: np.ndarray) -> np.ndarray:
+        """x (B, n) float32 numpy -> (B, n) float32 filtered (in float64); n may be 0."""
         if x.shape[-1] == 0:
             return x
-        y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.double().numpy(), axis=-1, zi=self.zi)
-        return torch.from_numpy(y.astype(np.float32))
+        y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.astype(np.float64), axis=-1, zi=self.zi)
+        return y.astype(np.float32)
