@@ -3,13 +3,14 @@
 A baseline looks like an :class:`~se_app.enhancer.Enhancer` to the evaluation loop (``name``, ``info``,
 ``enhance(x, sr)``), so it is scored exactly like a model.  It is optional: ``noisereduce`` (spectral gating,
 Sainburg et al. 2020) is installed with ``pip install -e '.[baselines]'`` and asked for by name, e.g.
-``se-app evaluate --models all,noisereduce``.
+``se-app evaluate --models all,noisereduce``.  The published peers of :mod:`se_app.peers` (RNNoise, NSNet2)
+are registered here too, so every non-model name is looked up in one table.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import audio
+from . import audio, peers
 
 class NoiseReduce:
     """Non-stationary spectral gating with the library's defaults (no tuning on our data)."""
@@ -34,12 +35,12 @@ class NoiseReduce:
         return y[:, 0] if np.asarray(x).ndim == 1 else y
 
 
-BASELINES = {NoiseReduce.name: NoiseReduce}
+BASELINES = {NoiseReduce.name: NoiseReduce, **peers.PEERS}
 NAMES = tuple(BASELINES)
 
 
-def load(name: str) -> NoiseReduce:
-    """Baseline by name; ValueError for an unknown one."""
+def load(name: str) -> "NoiseReduce | peers.Peer":
+    """Baseline or peer by name; ValueError for an unknown one or a missing optional extra."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(NAMES)}")
     return BASELINES[name]()

@@ -1,4 +1,4 @@
-"""``se-app``: enhance, models, train, make-testset, evaluate.  A thin shell over the library."""
+"""``se-app``: enhance, export, models, train, make-testset, evaluate.  A thin shell over the library."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +41,8 @@ def _enhance(a: argparse.Namespace) -> int:
     from .enhancer import Enhancer
 
     try:
-        enh = Enhancer.load(a.model, atten_limit_db=a.atten_limit)
+        enh = Enhancer.load(a.model, atten_limit_db=a.atten_limit, backend=a.backend, streaming=a.streaming,
+                            chunk_ms=a.chunk_ms)
     except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
@@ -60,6 +61,20 @@ def _enhance(a: argparse.Namespace) -> int:
     for src, why in summary.failed:
         print(f"  failed: {src}: {why}", file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from . import checkpoint, export
+
+    try:
+        model, cfg, _ = checkpoint.load(registry.resolve(a.model)[0])
+        paths = export.export(model, cfg, a.output)
+    except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
 
 
 def cmd_models(a: argparse.Namespace) -> int:
@@ -205,7 +220,21 @@ def parser() -> argparse.ArgumentParser:
                    help="each: enhance every channel on its own; mix: enhance the downmix, write it to all")
     e.add_argument("--atten-limit", type=decibels, default=None, metavar="DB",
                    help="limit noise attenuation to DB decibels (a mask floor); default: no limit")
+    e.add_argument("--streaming", action="store_true",
+                   help="run each file through the frame-by-frame streaming path a live microphone uses "
+                        "(same output)")
+    e.add_argument("--chunk-ms", type=float, default=None, metavar="MS",
+                   help="streaming chunk length in milliseconds (implies --streaming; default: one hop, 16 ms)")
+    e.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="mask network runtime; onnx needs pip install -e '.[onnx]' (default auto: the one "
+                        "measured faster, onnx for streaming when installed, else torch)")
     e.set_defaults(fn=cmd_enhance)
+
+    x = sub.add_parser("export", help="export a model to ONNX (one streaming step and the whole sequence)")
+    x.add_argument("model", nargs="?", default=None, help="registry name or checkpoint path (default: registry default)")
+    x.add_argument("-o", "--output", required=True,
+                   help="e.g. model.onnx: writes model.step.onnx and model.whole.onnx beside it")
+    x.set_defaults(fn=cmd_export)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("--json", action="store_true")

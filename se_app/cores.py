@@ -2,7 +2,8 @@
 
 Every core exposes its per-layer weights ``(W, U, b_ih, b_hh)`` (W: 4H x I input-to-hidden, U: 4H x H
 hidden-to-hidden, gates stacked i, f, g, o as in PyTorch).  ``forward`` feeds those weights to the fused
-LSTM kernel; ``step`` runs one frame with a hand-written cell for streaming, so both paths share weights.
+LSTM kernel; streaming runs one frame at a time through :class:`se_app.backends.StepCell`, built from the same
+weights.
 """
 from __future__ import annotations
 
@@ -64,29 +65,6 @@ class RecurrentCore(nn.Module):
         flat = [w for layer in self.layer_weights() for w in layer]
         y, h, c = torch.lstm(x, state, flat, True, self.layers, 0.0, self.training, False, True)
         return y, (h, c)
-
-    def _step_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer: ([W U]^T contiguous (I + H, 4H), b_ih + b_hh), cached until any weight changes, so a
-        streaming frame costs one matrix product per layer and no weight rebuilding."""
-        key = tuple(t._version for t in (*self.parameters(), *self.buffers()))
-        if getattr(self, "_step_key", None) != key:
-            with torch.no_grad():
-                self._step_cache = [(torch.cat([w, u], 1).t().contiguous(), b1 + b2)
-                                    for w, u, b1, b2 in self.layer_weights()]
-            self._step_key = key
-        return self._step_cache
-
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One frame with a hand-written cell (inference only). x: (B, I) -> (B, H); state as in forward."""
-        hs, cs = [], []
-        for k, (wu, b) in enumerate(self._step_weights()):
-            gates = torch.addmm(b, torch.cat([x, state[0][k]], 1), wu)
-            i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f) * state[1][k] + torch.sigmoid(i) * torch.tanh(g)
-            x = torch.sigmoid(o) * torch.tanh(c)
-            hs.append(x)
-            cs.append(c)
-        return x, (torch.stack(hs), torch.stack(cs))
 
 
 class DenseLSTM(RecurrentCore):

@@ -1,7 +1,8 @@
 """The Enhancer: one core used by the CLI, the web UI and the evaluation alike.
 
-Layers: tensor (:func:`apply_model`, whole signal at the model rate) -> :class:`Stream` (chunks of any
-size, fixed latency, LSTM state and overlap-add carried across calls) -> array (:meth:`Enhancer.enhance`,
+Layers: tensor (:func:`apply_model`, whole signal at the model rate) -> :class:`~se_app.stream.Stream` (chunks
+of any size, fixed latency, LSTM state and overlap-add carried across calls; its mask backend, torch or
+onnxruntime, is chosen here and nowhere else) -> array (:meth:`Enhancer.enhance`,
 any rate and channel count) -> file (:meth:`Enhancer.enhance_file`, read and written in blocks so memory
 stays bounded).  Folders are handled in :mod:`se_app.batch`.
 """
@@ -19,9 +20,10 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from . import audio, checkpoint, fullband, registry
+from . import audio, backends, checkpoint, fullband, registry
 from .model import MaskNet
-from .stft import DCBlocker, STFTConfig, istft, istft_frames, log_power, stft, window
+from .stft import DCBlocker, STFTConfig, istft, log_power, stft
+from .stream import Stream  # re-exported: the streaming path lives in se_app.stream
 
 log = logging.getLogger(__name__)
 
@@ -54,82 +56,6 @@ def apply_model(model: MaskNet, x: torch.Tensor, cfg: STFTConfig, floor: float =
     return istft(spec * mask, cfg, x.shape[-1])
 
 
-class Stream:
-    """Streaming enhancement at the model rate for B channels.
-
-    ``process(chunk)`` takes (B, n) samples, any n >= 0, and returns exactly (B, n) samples delayed by
-    ``latency`` = n_fft + L * hop samples (32 ms at 16 kHz, plus 16 ms per look-ahead frame L): output
-    sample k is enhanced sample k - latency (zeros before that).  ``flush()`` returns the last ``latency``
-    samples.  Concatenated output minus its first ``latency`` samples equals :func:`apply_model` on the
-    whole signal.
-    """
-
-    def __init__(self, model: MaskNet, cfg: STFTConfig, channels: int, floor: float = 0.0):
-        self.model, self.cfg, self.floor = model, cfg, floor
-        L = model.cfg.lookahead
-        self.latency = cfg.latency + L * cfg.hop
-        self.state = model.core.zero_state(channels)
-        self.dc = DCBlocker(channels)
-        self.win = window(cfg)
-        self.inbuf = torch.zeros(channels, cfg.n_fft - cfg.hop)  # the causal left padding
-        self.tail = torch.zeros(channels, cfg.n_fft - cfg.hop)  # second half of the last frame
-        # Spectra of the last L frames, waiting for the mask that look-ahead gives them.  They start as L
-        # silent frames "before" the signal, whose output (zeros) is discarded with the left padding.
-        self.waiting = torch.zeros(channels, L, cfg.n_bins, dtype=torch.complex64)
-        self.ready = torch.zeros(channels, self.latency)  # completed output not yet returned
-        # The first hop of overlap-add output belongs to the left padding, not to the signal.
-        self.discard = cfg.n_fft - cfg.hop + L * cfg.hop
-
-    @torch.no_grad()
-    def _frames(self, buf: torch.Tensor) -> torch.Tensor:
-        """Enhance every complete frame in buf; returns (B, k * hop) finished samples."""
-        cfg = self.cfg
-        k = (buf.shape[1] - (cfg.n_fft - cfg.hop)) // cfg.hop
-        if k <= 0:
-            return buf.new_zeros(buf.shape[0], 0)
-        spec = torch.fft.rfft(buf[:, : (k - 1) * cfg.hop + cfg.n_fft].unfold(-1, cfg.n_fft, cfg.hop) * self.win)
-        feats = log_power(spec)
-        if k == 1:  # one frame: the hand-written cell is much cheaper than the fused kernel's set-up
-            mask, self.state = self.model.step(feats[:, 0], self.state)
-            mask = mask[:, None]
-        else:
-            mask, self.state = self.model(feats, self.state)
-        mask = self.model.gain(mask)
-        if self.floor > 0:
-            mask = mask.clamp_min(self.floor)
-        spec = torch.cat([self.waiting, spec], dim=1)  # masks are for frames L behind the newest
-        spec, self.waiting = spec[:, :k], spec[:, k:]
-        frames = istft_frames(spec * mask, cfg)  # (B, k, n_fft)
-        h = cfg.hop
-        prev = torch.cat([self.tail[:, None], frames[:, :-1, h:]], dim=1)
-        out = (frames[:, :, :h] + prev).reshape(buf.shape[0], k * h)
-        self.tail = frames[:, -1, h:]
-        return out
-
-    def _push(self, x: torch.Tensor) -> None:
-        buf = torch.cat([self.inbuf, x], dim=1)
-        done = self._frames(buf)
-        used = done.shape[1]
-        self.inbuf = buf[:, used:]
-        drop = min(self.discard, used)
-        self.discard -= drop
-        self.ready = torch.cat([self.ready, done[:, drop:]], dim=1)
-
-    def process(self, chunk: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """chunk (B, n) -> (B, n) enhanced, delayed by ``latency`` samples."""
-        x = torch.as_tensor(chunk, dtype=torch.float32)
-        n = x.shape[1]
-        self._push(self.dc(x))
-        out, self.ready = self.ready[:, :n], self.ready[:, n:]
-        return out
-
-    def flush(self) -> torch.Tensor:
-        """The final ``latency`` samples (pads the input with silence to finish the last frames)."""
-        self._push(torch.zeros(self.inbuf.shape[0], self.latency))
-        out, self.ready = self.ready[:, : self.latency], self.ready[:, self.latency:]
-        return out
-
-
 @dataclass
 class Result:
     """What one file's enhancement took."""
@@ -146,28 +72,43 @@ class Result:
 
 
 class Enhancer:
-    """A loaded model plus the I/O policy; build it with :meth:`load` (a registry name or a path)."""
+    """A loaded model plus the I/O policy; build it with :meth:`load` (a registry name or a path).
+
+    ``backend`` (``auto``, ``torch`` or ``onnx``; :mod:`se_app.backends`) runs the mask network; the weights are
+    laid out for it here, once (build a new Enhancer after changing the model's weights).  ``streaming`` sends
+    every signal through the frame-by-frame path a live microphone uses, in chunks of ``chunk_ms`` (default one
+    hop); the output is the same as without it."""
 
     def __init__(self, model: MaskNet, cfg: STFTConfig, name: str = "model", info: dict | None = None,
-                 atten_limit_db: float | None = None):
+                 atten_limit_db: float | None = None, backend: str = "auto", streaming: bool = False,
+                 chunk_ms: float | None = None):
         self.model, self.cfg, self.name, self.info = model.eval(), cfg, name, info or {}
         self.floor = floor_from_db(atten_limit_db)
+        if chunk_ms is not None and chunk_ms <= 0:
+            raise ValueError(f"chunk length must be positive, got {chunk_ms} ms")
+        self.chunk = None
+        if streaming or chunk_ms is not None:
+            self.chunk = cfg.hop if chunk_ms is None else max(1, round(chunk_ms * cfg.sample_rate / 1000))
+        self.backend = backends.make(backend, self.model, streaming=self.chunk is not None)
+        log.debug("%s: %s backend, %s", name, self.backend.name,
+                  f"streaming in {self.chunk}-sample chunks" if self.chunk else "blocks")
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike | None = None, atten_limit_db: float | None = None) -> "Enhancer":
+    def load(cls, name_or_path: str | os.PathLike | None = None, atten_limit_db: float | None = None,
+             backend: str = "auto", streaming: bool = False, chunk_ms: float | None = None) -> "Enhancer":
         path, name = registry.resolve(name_or_path)
         model, cfg, ckpt = checkpoint.load(path)
         info = {k: ckpt.get(k) for k in ("params", "rate", "scores", "provenance")}
         info["kind"] = model.cfg.kind
         info["method"] = checkpoint.method_of(ckpt)
-        return cls(model, cfg, name, info, atten_limit_db)
+        return cls(model, cfg, name, info, atten_limit_db, backend, streaming, chunk_ms)
 
     @property
     def sample_rate(self) -> int:
         return self.cfg.sample_rate
 
     def stream(self, channels: int = 1) -> Stream:
-        return Stream(self.model, self.cfg, channels, self.floor)
+        return Stream(self.model, self.cfg, channels, self.floor, self.backend, self.chunk)
 
     def _run(self, blocks, in_rate: int, channels: int, policy: str, total: int, sink,
              progress: Callable[[float], None] | None = None) -> None:

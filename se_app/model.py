@@ -101,11 +101,6 @@ class MaskNet(nn.Module):
         """Mask (any shape) -> the gain that is applied to the noisy spectrum (post-filter)."""
         return mask if self.cfg.mask_power == 1.0 else mask.pow(self.cfg.mask_power)
 
-    def step(self, feats: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One frame: feats (B, F) -> mask (B, F); same numbers as forward, per-frame cell."""
-        y, state = self.core.step(self.normalise(feats), state)
-        return torch.sigmoid(self.out(y)), state
-
     def effective_params(self) -> int:
         """Numbers the model stores: recurrent core (MPO entries or non-zeros) + biases + output layer."""
         rest = sum(p.numel() for n, p in self.named_parameters() if not n.startswith("core.weights")

@@ -183,3 +183,43 @@ def out_factors(rows: int, n: int) -> tuple[int, ...]:
     if n > 1 and rows % 4 == 0:
         return (4,) + factorize(rows // 4, n - 1)
     return factorize(rows, n)
+
+
+
+def merge(cores: list[torch.Tensor]) -> torch.Tensor:
+    """Neighbouring local tensors contracted into one: (D(a), i_a+1 .. i_b, j_a+1 .. j_b, D(b)) with the i and j
+    indices each merged (row-major, as the matrix flattens them).  Grouping the chain (say in two halves at
+    the middle bond) trades fewer matmuls for more bytes: the two extremes are the chain and the dense W."""
+    t = cores[0]
+    for c in cores[1:]:
+        t = torch.tensordot(t, c, dims=([-1], [0]))
+    n = len(cores)
+    perm = [0] + [1 + 2 * k for k in range(n)] + [2 + 2 * k for k in range(n)] + [2 * n + 1]
+    ins, outs = math.prod(c.shape[1] for c in cores), math.prod(c.shape[2] for c in cores)
+    return t.permute(perm).reshape(cores[0].shape[0], ins, outs, cores[-1].shape[-1])
+
+
+def chain(cores: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Local tensors rearranged for :func:`apply_chain`, last core first: core n as (i_n, D(n-1) * j_n), each
+    other core k as (D(k-1) * j_k, i_k * D(k)).  Done once; the matrices are then used with no permutes."""
+    last = cores[-1]
+    out = [last.permute(1, 0, 2, 3).reshape(last.shape[1], -1).contiguous()]
+    for c in reversed(cores[:-1]):
+        out.append(c.permute(0, 2, 1, 3).reshape(c.shape[0] * c.shape[2], c.shape[1] * c.shape[3]).contiguous())
+    return out
+
+
+def apply_chain(x: torch.Tensor, mats: list[torch.Tensor], out_f: tuple[int, ...]) -> torch.Tensor:
+    """W x contracted through the local tensors, never forming W: x (B, prod in_f) -> (B, prod out_f).
+
+    ``mats`` from :func:`chain`.  Right to left: x viewed as (B, i1..in) meets core n on i_n, leaving
+    (B, i1..i(n-1), D(n-1), j_n); then core k takes the adjacent pair (i_k, D(k)) from the left, leaving
+    (B, i1..i(k-1), D(k-1), j_k..j_n).  Each step is one reshape (a view) and one matmul, reading
+    sum_k D(k-1) i_k j_k D(k) weights instead of J * I: fewer bytes than the dense product, more calls."""
+    b = x.shape[0]
+    t = x.reshape(-1, mats[0].shape[0]) @ mats[0]
+    done = out_f[-1]
+    for m, j in zip(mats[1:], reversed(out_f[:-1])):
+        t = m @ t.reshape(-1, m.shape[1], done)
+        done *= j
+    return t.reshape(b, done)

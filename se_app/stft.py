@@ -90,6 +90,12 @@ def log_power(spec: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 DC_POLE = 0.999  # one-pole DC blocker: corner 2.5 Hz at 16 kHz
+SHORT = 1024  # chunks up to this many samples are filtered in closed form (r^-1024 is still small)
+
+
+@lru_cache(maxsize=4)
+def _powers(r: float) -> np.ndarray:
+    return r ** np.arange(SHORT, dtype=np.float64)
 
 
 class DCBlocker:
@@ -105,7 +111,25 @@ class DCBlocker:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, n) -> (B, n) filtered; n may be 0."""
-        if x.shape[-1] == 0:
+        return torch.from_numpy(self.filter(x.numpy()))
+
+    def filter(self, x: np.ndarray) -> np.ndarray:
+        """x (B, n) float32 numpy -> (B, n) float32 filtered (in float64); n may be 0."""
+        n = x.shape[-1]
+        if n == 0:
             return x
-        y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.double().numpy(), axis=-1, zi=self.zi)
-        return torch.from_numpy(y.astype(np.float32))
+        if n > SHORT:
+            y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.astype(np.float64), axis=-1, zi=self.zi)
+            return y.astype(np.float32)
+        # Short chunks (a streaming hop): the same recursion in closed form, a few numpy calls instead of
+        # lfilter's argument handling.  lfilter's state zi (transposed direct form II) gives y[0] = x[0] + zi,
+        # then y[k] = r y[k-1] + x[k] - x[k-1], i.e. y = r^k * cumsum(e / r^k) with e = (y[0], diff(x)).
+        p = _powers(self.r)[:n]
+        xd = x.astype(np.float64)
+        e = np.empty_like(xd)
+        e[:, 0] = xd[:, 0] + self.zi[:, 0]
+        np.subtract(xd[:, 1:], xd[:, :-1], out=e[:, 1:])
+        y = np.cumsum(e / p, axis=-1)
+        y *= p
+        self.zi = self.r * y[:, -1:] - xd[:, -1:]
+        return y.astype(np.float32)
