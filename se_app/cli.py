@@ -264,8 +264,23 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
     for f, kind, what in TRAIN_OPTIONS:
         t.add_argument("--" + f.replace("_", "-"), dest=f, type=kind, help=what)
-    t.add_argument("--loss", choices=["irm", "irm+mag"], help="irm: MSE to the ideal ratio mask; irm+mag: "
-                   "plus compressed-magnitude MSE")
+    t.add_argument("--loss", choices=["irm", "irm+mag", "cmag"],
+                   help="irm: MSE to the ideal ratio mask; irm+mag: plus compressed magnitudes; cmag: compressed "
+                        "magnitude + complex spectrum of the enhanced signal (default: irm)")
+    recipe = t.add_argument_group("data recipe (shares of training examples; defaults are the shipped recipe)")
+    for f, what in (("reverb", "speech convolved with a room impulse response (0.5)"),
+                    ("noise_reverb", "of those, noise convolved too (0.5)"),
+                    ("real_rir", "chance of a real RIR rather than a simulated room (0.5)"),
+                    ("bandlimit", "whole mixture band-limited (0.3)"),
+                    ("telephone", "of those, at the 8 kHz telephone band; else a 4-8 kHz cutoff (0.5)"),
+                    ("babble", "noise replaced by babble of 3-6 talkers (0.1)"),
+                    ("clipping", "mixture mildly clipped (0.05)")):
+        recipe.add_argument("--" + f.replace("_", "-"), dest=f, type=float, metavar="P", help=what)
+    recipe.add_argument("--sim-rooms", dest="sim_rooms", type=int, metavar="N",
+                        help="rooms simulated with pyroomacoustics for reverberation, cached (200)")
+    recipe.add_argument("--target", choices=["reverb", "early", "dry"],
+                        help="target under reverberation: the reverberant speech, its first 50 ms, or the dry "
+                             "speech (reverb)")
     t.add_argument("--teacher", help="checkpoint whose masks are blended into the target (distillation)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -34,16 +35,29 @@ class TrainConfig:
     epoch_steps: int = 250
     clip: float = 1.0
     seed: int = 0
-    loss: str = "irm"  # "irm": MSE to the ideal ratio mask; "irm+mag": plus compressed-magnitude MSE
+    loss: str = "irm"  # "irm": MSE to the IRM; "irm+mag": plus compressed-magnitude MSE; "cmag": see loss_fn
     noise_speed: float = 0.0  # > 1: half the noise segments are resampled by a factor in [1/x, x] (0: off)
     speech_fraction: float = 1.0  # < 1: train on a fixed subset of the speech clips (data-size ablation)
     teacher: str = ""  # checkpoint whose masks are blended into the target (knowledge distillation); "" = off
     kd_weight: float = 0.5  # target = (1 - w) * IRM + w * teacher mask, when a teacher is given
+    # Data recipe (shares of examples; see data.MixConfig) and the simulated rooms behind the reverberation.
+    reverb: float = 0.5
+    noise_reverb: float = 0.5
+    real_rir: float = 0.5
+    target: str = "reverb"
+    bandlimit: float = 0.3
+    telephone: float = 0.5
+    babble: float = 0.1
+    clipping: float = 0.05
+    sim_rooms: int = 200  # simulated train rooms (valid: a tenth of that, at most 20, from another seed)
     valid_count: int = 48
     valid_pesq_count: int = 16
     prune_start: float = 0.1  # gradual pruning (pruned kind): fractions of the run
     prune_end: float = 0.6
     prune_every: int = 50
+
+    def mix(self) -> data.MixConfig:
+        return data.MixConfig.from_dict(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -68,7 +82,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def to_batch(examples: list[data.Example], stft_cfg: STFTConfig):
-    """Examples -> noisy spectrum (B, T, F), IRM target (B, T, F), clean magnitude, bin weights (B, 1, F)."""
+    """Examples -> noisy spectrum (B, T, F), IRM target (B, T, F), clean (target) spectrum (B, T, F) complex,
+    bin weights (B, 1, F)."""
     noisy = torch.from_numpy(np.stack([e.noisy for e in examples]))
     clean = torch.from_numpy(np.stack([e.clean for e in examples]))
     noise = torch.from_numpy(np.stack([e.noise for e in examples]))
@@ -77,29 +92,46 @@ def to_batch(examples: list[data.Example], stft_cfg: STFTConfig):
     irm = torch.sqrt(ps / (ps + pn + 1e-10))
     bins = torch.arange(stft_cfg.n_bins)
     weight = torch.stack([(bins < e.band_bins).float() for e in examples])[:, None, :]
-    return X, irm, S.abs(), weight
+    return X, irm, S, weight
 
 
-def aligned(model: MaskNet, X: torch.Tensor, irm: torch.Tensor, mag: torch.Tensor, w: torch.Tensor):
+def aligned(model: MaskNet, X: torch.Tensor, irm: torch.Tensor, clean: torch.Tensor, w: torch.Tensor):
     """Masks for a batch, with targets cut to match: a look-ahead model has no mask for its last L frames
     (their future is not in the example), so those frames drop out of the loss."""
     mask = model.masks(log_power(X))
     T = mask.shape[1]
-    return mask, X[:, :T], irm[:, :T], mag[:, :T], w
+    return mask, X[:, :T], irm[:, :T], clean[:, :T], w
 
 
-def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean_mag: torch.Tensor,
+def _compress(z: torch.Tensor, p: float = 0.3) -> torch.Tensor:
+    """|z|^p with z's phase (complex in, complex out); |z|^p alone for a real tensor."""
+    mag = z.abs() + 1e-8
+    return mag ** p if not z.is_complex() else z * (mag ** (p - 1))
+
+
+def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean: torch.Tensor,
             weight: torch.Tensor, kind: str) -> torch.Tensor:
-    """Band-weighted MSE to the IRM (bins above a band-limited example's band get weight 0)."""
+    """Band-weighted loss (bins above a band-limited example's band get weight 0).  mask, irm (B, T, F) real;
+    X, clean (B, T, F) complex spectra of the noisy input and the target.
+
+    - ``irm``: MSE between mask and ideal ratio mask (the paper's).
+    - ``irm+mag``: plus MSE of 0.3-power-compressed magnitudes of mask * |X| and |clean|.
+    - ``cmag``: a loss on the enhanced signal itself: 0.7 x MSE of compressed magnitudes + 0.3 x MSE of the
+      compressed complex spectra (the estimate keeps the noisy phase), as in DeepFilterNet/GTCRN-style losses.
+    """
     w = weight.expand_as(mask)
-    loss = ((mask - irm).square() * w).sum() / w.sum()
+
+    def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return ((a - b).abs().square() * w).sum() / w.sum()
+
+    if kind == "irm":
+        return mse(mask, irm)
+    est = mask * X
     if kind == "irm+mag":
-        est = (mask * X.abs() + 1e-8) ** 0.3
-        ref = (clean_mag + 1e-8) ** 0.3
-        loss = loss + ((est - ref).square() * w).sum() / w.sum()
-    elif kind != "irm":
-        raise ValueError(f"unknown loss {kind!r}")
-    return loss
+        return mse(mask, irm) + mse(_compress(est.abs()), _compress(clean.abs()))
+    if kind == "cmag":
+        return 0.7 * mse(_compress(est.abs()), _compress(clean.abs())) + 0.3 * mse(_compress(est), _compress(clean))
+    raise ValueError(f"unknown loss {kind!r}")
 
 
 @torch.no_grad()
@@ -110,8 +142,15 @@ def feature_stats(mixer: data.Mixer, stft_cfg: STFTConfig, seed: int, count: int
     return f.mean(dim=(0, 1)), f.std(dim=(0, 1)).clamp_min(1e-3)
 
 
-def valid_set(corpus: dict, cfg: TrainConfig) -> list[data.Example]:
-    mixer = data.Mixer(corpus, cfg.seconds, eq=False)
+def valid_rooms(cfg: TrainConfig) -> int:
+    """Simulated rooms of the valid split: a tenth of the training bank, at most 20."""
+    return min(20, cfg.sim_rooms // 10) if cfg.reverb > 0 else 0
+
+
+def valid_set(corpus: dict, cfg: TrainConfig, rooms_cache: str | Path | None = None) -> list[data.Example]:
+    """Fixed valid mixtures (same recipe as training, valid-split speech, noise and rooms, no EQ)."""
+    rirs = data.rooms.simulated_bank(valid_rooms(cfg), "valid", rooms_cache)
+    mixer = data.Mixer(corpus, cfg.seconds, eq=False, mix=cfg.mix(), simulated_rirs=rirs)
     rng = np.random.default_rng([cfg.seed, 424242])
     snrs = [-5, 0, 5, 10, 15]
     return [mixer.mix(rng, snr_db=snrs[i % len(snrs)]) for i in range(cfg.valid_count)]
@@ -146,6 +185,11 @@ def init_from_dense(model: MaskNet, path: str) -> None:
                 p.copy_(w)
 
 
+def rooms_cache_dir() -> Path:
+    """Where simulated room banks are cached ($SE_APP_CACHE, else ~/.cache/se_app)."""
+    return Path(os.environ.get("SE_APP_CACHE") or Path.home() / ".cache" / "se_app")
+
+
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_root: str | None = None,
           speech_dir: str | None = None, noise_dir: str | None = None, resume: bool = False,
           threads: int = 1, max_minutes: float | None = None, init_from: str | None = None,
@@ -167,10 +211,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
                                      **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
     corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
     corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
-    valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg)
-    mixer = data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed)
-    log.info("train: %d speech clips (%.1f min), %d noise clips loaded in %.1f s", len(corpus["speech"]),
-             sum(len(c.audio) for c in corpus["speech"]) / data.RATE / 60, len(corpus["noise"]), time.time() - t_start)
+    rooms_cache = rooms_cache_dir()
+    valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg, rooms_cache)
+    rirs = data.rooms.simulated_bank(cfg.sim_rooms if cfg.reverb > 0 else 0, "train", rooms_cache)
+    mixer = data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed, mix=cfg.mix(), simulated_rirs=rirs)
+    log.info("train: %d speech clips (%.1f min), %d noise clips, %d real + %d simulated RIRs, ready in %.1f s",
+             len(corpus["speech"]), sum(len(c.audio) for c in corpus["speech"]) / data.RATE / 60,
+             len(corpus["noise"]), len(corpus["rir"]), len(rirs), time.time() - t_start)
 
     if ckpt is not None:
         model, _ = checkpoint.model_from(ckpt)
@@ -209,13 +256,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
         writer.writeheader()
     row: dict = {}
     t0 = time.time()
+    batches = data.Prefetcher(lambda k: mixer.batch(np.random.default_rng([cfg.seed, k]), cfg.batch), step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model.cfg.kind}", disable=not progress)
     losses = []
     while step < cfg.steps:
         if pruned and step % cfg.prune_every == 0:
             model.core.prune_to(cubic_sparsity(step, model.cfg.sparsity, p0, p1))
-        rng = np.random.default_rng([cfg.seed, step])  # per-step seed: resuming replays the same data
-        X, irm, mag, w = to_batch(mixer.batch(rng, cfg.batch), stft_cfg)
+        X, irm, mag, w = to_batch(batches.get(step), stft_cfg)
         if teacher is not None:
             with torch.no_grad():
                 tm = teacher.masks(log_power(X))
@@ -261,6 +308,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
             if max_minutes is not None and (time.time() - t0) / 60 > max_minutes:
                 log.info("stopping after %.1f minutes (resume with --resume)", (time.time() - t0) / 60)
                 break
+    batches.close()
     bar.close()
     logf.close()
     return row
