@@ -137,7 +137,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_make_testset(a: argparse.Namespace) -> int:
     from .testset import make_testset
 
-    n = make_testset(a.output, a.data, a.split, a.snrs, a.seed, a.speech_dir, a.noise_dir, progress=not a.quiet)
+    conditions = [c for c in a.conditions.split(",") if c]
+    n = make_testset(a.output, a.data, a.split, a.snrs, a.seed, a.speech_dir, a.noise_dir, progress=not a.quiet,
+                     conditions=conditions, snrs_per_utterance=a.snrs_per_utterance or None,
+                     max_seconds=a.max_seconds, sim_rooms=a.sim_rooms)
     print(f"wrote {n} pairs to {a.output}")
     return 0
 
@@ -307,6 +310,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", help="manifest split to draw speech and noise from")
     s.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10], help="SNRs (dB) of the mixtures")
     s.add_argument("--seed", type=int, default=0, help="random seed of the mixing")
+    s.add_argument("--conditions", default="clean,reverb,tel",
+                   help="comma-separated: clean (speech + noise), reverb (speech and noise in a room; the reference "
+                        "keeps the room), tel (whole mixture in the telephone band, written at 8 kHz)")
+    s.add_argument("--snrs-per-utterance", type=int, default=2,
+                   help="SNRs each utterance is mixed at, in rotation over --snrs (0 = all)")
+    s.add_argument("--max-seconds", type=float, default=10.0, help="longer recordings are cut to one excerpt")
+    s.add_argument("--sim-rooms", type=int, default=20, help="simulated rooms of the split, beside its real RIRs")
     s.add_argument("-o", "--output", required=True, help="folder for noisy/ and clean/")
     s.set_defaults(fn=cmd_make_testset)
 

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from . import audio, baselines, registry
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
-from .testset import noise_of, pairs, snr_of
+from .conditions import by_condition, conditions_markdown
+from .testset import condition_of, noise_of, pairs, snr_of
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     if noise:
         summary["by_noise"] = by_noise(rows, noise)
         (out / "by_noise.md").write_text(by_noise_markdown(summary["by_noise"], list(meta)))
+    condition = condition_of(testset)
+    if condition:
+        summary["conditions"] = by_condition(rows, meta, condition)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     plot(summary, out / "rates.png")
@@ -193,6 +197,8 @@ def markdown(summary: dict) -> str:
         rate = f"{e['rate']:.1f}x" if e["rate"] else "-"
         lines.append(f"| {name} | {_method(e)} | {rate} | {e['params']:,} | {e['size_bytes'] / 1024:.0f} KB | "
                      f"{e['rtf']:.4f} | {e['pesq_nan']} |")
+    if summary.get("conditions"):
+        lines += ["", "## By condition", "", conditions_markdown(summary["conditions"], _order(summary))]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -185,9 +184,13 @@ def init_from_dense(model: MaskNet, path: str) -> None:
                 p.copy_(w)
 
 
-def rooms_cache_dir() -> Path:
-    """Where simulated room banks are cached ($SE_APP_CACHE, else ~/.cache/se_app)."""
-    return Path(os.environ.get("SE_APP_CACHE") or Path.home() / ".cache" / "se_app")
+def training_mixer(cfg: TrainConfig, data_root: str | None = None, speech_dir: str | None = None,
+                   noise_dir: str | None = None, rooms_cache: str | Path | None = None) -> data.Mixer:
+    """The training loader: train-split speech, noise and RIRs only, plus the train bank of simulated rooms."""
+    corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
+    corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
+    rirs = data.rooms.simulated_bank(cfg.sim_rooms if cfg.reverb > 0 else 0, "train", rooms_cache)
+    return data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed, mix=cfg.mix(), simulated_rirs=rirs)
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_root: str | None = None,
@@ -209,15 +212,12 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
         # come, may be added.
         cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
                                      **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
-    corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
-    corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
-    rooms_cache = rooms_cache_dir()
+    rooms_cache = data.rooms.default_cache()
+    mixer = training_mixer(cfg, data_root, speech_dir, noise_dir, rooms_cache)
     valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg, rooms_cache)
-    rirs = data.rooms.simulated_bank(cfg.sim_rooms if cfg.reverb > 0 else 0, "train", rooms_cache)
-    mixer = data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed, mix=cfg.mix(), simulated_rirs=rirs)
     log.info("train: %d speech clips (%.1f min), %d noise clips, %d real + %d simulated RIRs, ready in %.1f s",
-             len(corpus["speech"]), sum(len(c.audio) for c in corpus["speech"]) / data.RATE / 60,
-             len(corpus["noise"]), len(corpus["rir"]), len(rirs), time.time() - t_start)
+             len(mixer.speech), sum(len(c.audio) for c in mixer.speech) / data.RATE / 60,
+             len(mixer.noise), len(mixer.real_rirs), len(mixer.sim_rirs), time.time() - t_start)
 
     if ckpt is not None:
         model, _ = checkpoint.model_from(ckpt)

@@ -1,7 +1,10 @@
 """Shared fixtures: tiny models in a temporary registry, and short synthetic signals."""
 from __future__ import annotations
 
+import csv
+
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 
@@ -56,3 +59,40 @@ def speechlike(seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> np.nda
     env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
     x = 0.1 * voice * env + 0.01 * rng.standard_normal(len(t))
     return x.astype(np.float32)
+
+
+def rir_like(seed: int, rt60: float = 0.3, rate: int = 16000) -> np.ndarray:
+    """A synthetic room impulse response: 5 ms of silence, a direct spike, an exponentially decaying tail."""
+    rng = np.random.default_rng(seed)
+    n = int(rt60 * rate)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n) * 0.3
+    return np.concatenate([np.zeros(80), [1.0], tail]).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+    """A manifest corpus: 16 kHz and 8 kHz 'speech', noise, in train/valid/test splits."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+        for i in range(n):
+            p = f"speech/{split}{i}.flac"
+            (root / "speech").mkdir(exist_ok=True)
+            sf.write(str(root / p), speechlike(2.0, seed=100 + i + 10 * len(rows)), 16000)
+            rows.append((p, 16000, "speech", split))
+            p = f"noise/{split}{i}.flac"
+            (root / "noise").mkdir(exist_ok=True)
+            sf.write(str(root / p), (0.05 * rng.standard_normal(24000)).astype(np.float32), 16000)
+            rows.append((p, 16000, "noise", split))
+        p = f"rir/{split}.flac"
+        (root / "rir").mkdir(exist_ok=True)
+        sf.write(str(root / p), rir_like(len(rows)), 16000)
+        rows.append((p, 16000, "rir", split))
+    sf.write(str(root / "speech" / "narrow.flac"), speechlike(2.0, 8000, seed=7), 8000)
+    rows.append(("speech/narrow.flac", 8000, "speech", "train"))
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "sample_rate", "kind", "split"])
+        w.writerows(rows)
+    return root

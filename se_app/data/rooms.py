@@ -11,6 +11,7 @@ scaled to unit peak, so convolving speech with it keeps the speech in place to w
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -68,6 +69,11 @@ def simulate(rng: np.random.Generator, rt60_range=(0.1, 1.0)) -> np.ndarray:
         room.add_microphone(mic)
         room.compute_rir()
     return trim(room.rir[0][0])
+
+
+def default_cache() -> Path:
+    """Where simulated room banks are cached: $SE_APP_CACHE, else ~/.cache/se_app."""
+    return Path(os.environ.get("SE_APP_CACHE") or Path.home() / ".cache" / "se_app")
 
 
 def simulated_bank(count: int, split: str, cache_dir: str | Path | None = None) -> list[np.ndarray]:
