@@ -170,8 +170,13 @@ def cmd_tune_post(a: argparse.Namespace) -> int:
 
     if not _corpus_given(a):
         return 2
+    from . import checkpoint
+
     corpus = data.load_corpus(data.list_corpus(a.data, "valid", a.speech_dir, a.noise_dir))
-    examples = valid_set(corpus, TrainConfig(valid_count=a.count, seed=a.seed))
+    # the valid mixtures of the model's own training recipe (reverberation, band limits ...), as it was validated
+    recipe = checkpoint.read(a.checkpoint).get("provenance", {}).get("train", {})
+    cfg = TrainConfig.from_checkpoint({**recipe, "valid_count": a.count, "seed": a.seed})
+    examples = valid_set(corpus, cfg, data.rooms.default_cache())
     best, rows = postfilter.tune(a.checkpoint, a.output, examples, a.max_stoi_drop)
     for r in rows:
         print(f"power {r.power:4.2f}  valid PESQ {r.pesq:.4f}  STOI {r.stoi:.4f}{'  <- chosen' if r is best else ''}")

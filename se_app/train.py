@@ -63,6 +63,13 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+    @classmethod
+    def from_checkpoint(cls, d: dict) -> "TrainConfig":
+        """From a checkpoint's saved recipe.  One saved before the recipe had reverberation (no ``reverb`` key)
+        was trained on plain mixtures, so it gets the plain recipe, not today's defaults."""
+        legacy = {} if "reverb" in d else dict(reverb=0.0, bandlimit=0.0, babble=0.0, clipping=0.0, sim_rooms=0)
+        return cls.from_dict({**legacy, **d})
+
 
 def cubic_sparsity(step: int, final: float, start: int, end: int) -> float:
     """Zhu & Gupta (2017): s_t = s_f (1 - (1 - (t - t0) / (t_end - t0))^3), 0 before t0, s_f after t_end."""
@@ -210,7 +217,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
     if ckpt is not None:
         # A resumed run keeps its recipe (data included); only more steps, or a teacher for the steps still to
         # come, may be added.
-        cfg = TrainConfig.from_dict({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
+        cfg = TrainConfig.from_checkpoint({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
                                      **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
     rooms_cache = data.rooms.default_cache()
     mixer = training_mixer(cfg, data_root, speech_dir, noise_dir, rooms_cache)

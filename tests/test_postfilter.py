@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from conftest import speechlike
-from test_train import corpus_dir  # noqa: F401  (the tiny manifest corpus fixture)
 from se_app import checkpoint, cli, postfilter
 from se_app.enhancer import Stream, apply_model
 from se_app.model import MaskNet, ModelConfig
@@ -45,7 +44,7 @@ def test_choose_keeps_stoi_within_the_allowed_drop():
     assert postfilter.choose(rows, 0.0).power == 1.0
 
 
-def test_tune_post_cli_writes_a_loadable_tuned_checkpoint(corpus_dir, tmp_path, capsys):  # noqa: F811
+def test_tune_post_cli_writes_a_loadable_tuned_checkpoint(corpus_dir, tmp_path, capsys):
     src, dst = tmp_path / "m.pt", tmp_path / "m_pf.pt"
     checkpoint.save(src, tiny(1.0), CFG, provenance={"note": "random"})
     rc = cli.main(["-q", "tune-post", str(src), "-o", str(dst), "--data", str(corpus_dir), "--count", "2"])
@@ -69,3 +68,22 @@ def test_old_checkpoints_without_the_field_load_with_power_one(tmp_path):
     torch.save(ckpt, path)
     model, _, _ = checkpoint.load(path)
     assert model.cfg.mask_power == 1.0
+
+
+@pytest.mark.parametrize("recipe, tagged", [({"reverb": 1.0, "sim_rooms": 0, "bandlimit": 0.0}, True),
+                                            ({"steps": 10}, False)])  # saved before reverberation existed
+def test_tune_post_scores_the_valid_mixtures_of_the_models_own_recipe(corpus_dir, tmp_path, monkeypatch, recipe,
+                                                                       tagged):
+    src = tmp_path / "m.pt"
+    checkpoint.save(src, tiny(1.0), CFG, provenance={"train": recipe})
+    seen = []
+
+    def fake_tune(ckpt, out, examples, max_drop):
+        seen.extend(examples)
+        row = postfilter.PowerScore(1.0, 1.0, 1.0)
+        return row, [row]
+
+    monkeypatch.setattr(postfilter, "tune", fake_tune)
+    assert cli.main(["-q", "tune-post", str(src), "-o", str(tmp_path / "o.pt"), "--data", str(corpus_dir),
+                     "--count", "3"]) == 0
+    assert len(seen) == 3 and all(("reverb" in e.tags) == tagged for e in seen)
