@@ -272,9 +272,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
     for f, kind, what in TRAIN_OPTIONS:
         t.add_argument("--" + f.replace("_", "-"), dest=f, type=kind, help=what)
-    t.add_argument("--loss", choices=["irm", "irm+mag", "cmag"],
+    t.add_argument("--loss", choices=["irm", "irm+mag", "cmag", "cmag+irm"],
                    help="irm: MSE to the ideal ratio mask; irm+mag: plus compressed magnitudes; cmag: compressed "
-                        "magnitude + complex spectrum of the enhanced signal (default: irm)")
+                        "magnitude + complex spectrum of the enhanced signal; cmag+irm: cmag plus half the irm term "
+                        "(default: irm)")
     recipe = t.add_argument_group("data recipe (shares of training examples; defaults are the shipped recipe)")
     for f, what in (("reverb", "speech convolved with a room impulse response (0.5)"),
                     ("noise_reverb", "of those, noise convolved too (0.5)"),

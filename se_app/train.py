@@ -34,7 +34,7 @@ class TrainConfig:
     epoch_steps: int = 250
     clip: float = 1.0
     seed: int = 0
-    loss: str = "irm"  # "irm": MSE to the IRM; "irm+mag": plus compressed-magnitude MSE; "cmag": see loss_fn
+    loss: str = "irm"  # "irm", "irm+mag", "cmag", "cmag+irm": see loss_fn
     noise_speed: float = 0.0  # > 1: half the noise segments are resampled by a factor in [1/x, x] (0: off)
     speech_fraction: float = 1.0  # < 1: train on a fixed subset of the speech clips (data-size ablation)
     teacher: str = ""  # checkpoint whose masks are blended into the target (knowledge distillation); "" = off
@@ -124,6 +124,7 @@ def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean: torch
     - ``irm+mag``: plus MSE of 0.3-power-compressed magnitudes of mask * |X| and |clean|.
     - ``cmag``: a loss on the enhanced signal itself: 0.7 x MSE of compressed magnitudes + 0.3 x MSE of the
       compressed complex spectra (the estimate keeps the noisy phase), as in DeepFilterNet/GTCRN-style losses.
+    - ``cmag+irm``: cmag plus half the IRM-MSE (the mask term keeps low-SNR bins from being over-suppressed).
     """
     w = weight.expand_as(mask)
 
@@ -135,8 +136,11 @@ def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean: torch
     est = mask * X
     if kind == "irm+mag":
         return mse(mask, irm) + mse(_compress(est.abs()), _compress(clean.abs()))
+    cmag = 0.7 * mse(_compress(est.abs()), _compress(clean.abs())) + 0.3 * mse(_compress(est), _compress(clean))
     if kind == "cmag":
-        return 0.7 * mse(_compress(est.abs()), _compress(clean.abs())) + 0.3 * mse(_compress(est), _compress(clean))
+        return cmag
+    if kind == "cmag+irm":
+        return cmag + 0.5 * mse(mask, irm)
     raise ValueError(f"unknown loss {kind!r}")
 
 

@@ -63,7 +63,7 @@ def test_band_limited_mixture_is_empty_above_its_band_and_so_is_its_loss_weight(
         assert w[i, 0, : e.band_bins].eq(1).all() and w[i, 0, e.band_bins:].eq(0).all()
 
 
-@pytest.mark.parametrize("kind", ["irm", "irm+mag", "cmag"])
+@pytest.mark.parametrize("kind", ["irm", "irm+mag", "cmag", "cmag+irm"])
 def test_every_loss_ignores_the_empty_band(corpus, kind):
     mixer = data.Mixer(corpus, seconds=1.0, mix=data.MixConfig(bandlimit=1.0, telephone=1.0))
     rng = np.random.default_rng(3)
