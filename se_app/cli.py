@@ -11,6 +11,7 @@ from dataclasses import fields
 from . import __version__, registry
 from .audio import CHANNEL_POLICIES
 from .cliutil import TRAIN_OPTIONS, DefaultsHelp, decibels, exit_code, stop_on_sigterm
+from .shard import argument as shard_arg
 
 log = logging.getLogger("se_app")
 
@@ -50,7 +51,7 @@ def _enhance(a: argparse.Namespace) -> int:
           file=sys.stderr)
     try:
         summary = enhance_all(enh, a.inputs, a.output, a.suffix, a.overwrite, a.channels, progress=not a.quiet,
-                              report=lambda s: tqdm.write(s, file=sys.stderr))
+                              report=lambda s: tqdm.write(s, file=sys.stderr), shard=a.shard)
     except (FileNotFoundError, ValueError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
@@ -228,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="mask network runtime; onnx needs pip install -e '.[onnx]' (default auto: the one "
                         "measured faster, onnx for streaming when installed, else torch)")
+    e.add_argument("--shard", type=shard_arg, default=None, metavar="K/N",
+                   help="enhance only the K-th (from 1) of N disjoint parts of the sorted inputs, e.g. one task "
+                        "of a SLURM array: --shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT")
     e.set_defaults(fn=cmd_enhance)
 
     x = sub.add_parser("export", help="export a model to ONNX (one streaming step and the whole sequence)")
