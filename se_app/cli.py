@@ -148,7 +148,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     names = [m for m in a.models.split(",") if m] or None
     try:
-        summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
+        summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet,
+                           shard=a.shard, with_dnsmos=a.dnsmos)
         if a.report:
             from pathlib import Path
 
@@ -159,6 +160,19 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, registry.ModelNotFound) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_evaluate_merge(a: argparse.Namespace) -> int:
+    from .evalmerge import merge
+
+    try:
+        summary = merge(a.shards, a.output)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    print(f"merged {len(a.shards)} shards: {summary['files']} files, {len(summary['systems'])} systems -> "
+          f"{a.output}", file=sys.stderr)
     return 0
 
 
@@ -300,7 +314,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_make_testset)
 
     v = sub.add_parser("evaluate", help="score models on a noisy/clean test set")
-    v.add_argument("--testset", required=True, help="folder with noisy/ and clean/")
+    v.add_argument("--testset", required=True, help="folder with noisy/ and clean/ (noisy/ alone: DNSMOS only)")
     v.add_argument("--models", default="all", help="comma-separated registry names / checkpoint paths; 'all' = every registered model; "
                    "'noisereduce' = classical baseline (optional extra)")
     v.add_argument("-o", "--output", required=True)
@@ -308,7 +322,18 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--limit", type=int, default=None, help="score only the first N files")
     v.add_argument("--report", help="also write the compression-study page (e.g. docs/results.md)")
     v.add_argument("--notes", help="Markdown appended to the report verbatim (hand-written discussion)")
+    v.add_argument("--shard", type=shard_arg, default=None, metavar="K/N",
+                   help="score only the K-th (from 1) of N parts of the files; join the N output folders with "
+                        "'se-app evaluate-merge'")
+    v.add_argument("--dnsmos", choices=["auto", "on", "off"], default="auto",
+                   help="DNSMOS P.835 (SIG, BAK, OVRL; no reference needed; pip install -e '.[dnsmos]'): auto = "
+                        "when installed, and always for a test set without clean/")
     v.set_defaults(fn=cmd_evaluate)
+
+    mg = sub.add_parser("evaluate-merge", help="join the output folders of 'evaluate --shard K/N' runs")
+    mg.add_argument("shards", nargs="+", help="the N shard output folders")
+    mg.add_argument("-o", "--output", required=True, help="folder for the merged per_file.csv, summary.json, ...")
+    mg.set_defaults(fn=cmd_evaluate_merge)
     return p
 
 
