@@ -115,6 +115,17 @@ def rank_for(model: MaskNet, rate: float) -> int:
     return _closest(cands, rate)[0]
 
 
+def max_rate(model: MaskNet) -> float:
+    """The highest rate a truncation of this model reaches (every bond, or the rank, at 1); the model's own rate
+    for kinds that cannot be truncated."""
+    shapes = model.core.shapes()
+    if model.cfg.kind == "mpo":
+        return mpo.mpo_rate(shapes, model.core.n_factors, [1] * len(model.cfg.bonds))
+    if model.cfg.kind in ("dense", "lowrank"):
+        return sum(j * i for j, i in shapes) / sum(j + i for j, i in shapes)
+    return model.rate()
+
+
 def compress(model: MaskNet, rate: float) -> tuple[MaskNet, Truncation]:
     """A new model whose W and U are truncated to about ``rate`` (the model's own rate or more); the input is
     left untouched.  ValueError for a pruned model or a rate below the model's."""
