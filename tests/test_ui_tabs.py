@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import speechlike
 from se_app import checkpoint, ui, uifiles
 from se_app.enhancer import Enhancer
-from se_app.ui import compress_tab, live_tab, page
+from se_app.ui import compress_tab, page
 
 
 @pytest.fixture(autouse=True)
