@@ -36,6 +36,7 @@ WINDOW = int(9.01 * RATE)  # samples per scored window (144160)
 HOP = RATE  # windows start one second apart
 BATCH = 16  # windows per onnxruntime call (bounded memory on long clips)
 KEYS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+MODES = ("auto", "on", "off")  # se-app evaluate --dnsmos
 # DNSMOS P.835 calibration polynomials (highest power first), as in the DNS challenge's dnsmos_local.py
 _POLY = {"dnsmos_sig": (-0.08397278, 1.22083953, 0.0052439), "dnsmos_bak": (-0.13166888, 1.60915514, -0.39604546),
          "dnsmos_ovrl": (-0.06766283, 1.11546468, 0.04602535)}
@@ -70,6 +71,20 @@ def _session():
         if _SESSION is None:
             _SESSION = session(str(model_path()), 1, "DNSMOS", INSTALL)
         return _SESSION
+
+
+def wanted(mode: str, has_clean: bool) -> bool:
+    """Whether an evaluation scores DNSMOS: mode 'on' always, 'off' never, 'auto' when the extra is installed;
+    without a clean reference it is the only score, so the extra is then required.  Raises (before any work)
+    :class:`MissingExtra` when it is needed and missing, ValueError for a bad mode or 'off' without reference."""
+    if mode not in MODES:
+        raise ValueError(f"unknown DNSMOS mode {mode!r}; expected one of {', '.join(MODES)}")
+    if not has_clean and mode == "off":
+        raise ValueError("a test set without clean/ can only be scored with DNSMOS; drop --dnsmos off")
+    want = mode == "on" or not has_clean or (mode == "auto" and available())
+    if want:
+        model_path()
+    return want
 
 
 def prepare(x: np.ndarray, rate: int) -> np.ndarray:

@@ -29,8 +29,6 @@ from .enhancer import Enhancer
 from .metrics import METRICS, scores
 from .testset import noise_of, pairs, snr_of
 
-DNSMOS_MODES = ("auto", "on", "off")
-
 log = logging.getLogger(__name__)
 
 
@@ -67,20 +65,6 @@ def inputs(testset: str | Path) -> list[tuple[Path, Path | None]]:
     return found
 
 
-def _use_dnsmos(mode: str, has_clean: bool) -> bool:
-    """Whether to score DNSMOS: 'on' always, 'off' never, 'auto' when the extra is installed; without a clean
-    reference it is the only score, so its extra is then required (MissingExtra, one line with the pip
-    command)."""
-    if mode not in DNSMOS_MODES:
-        raise ValueError(f"unknown DNSMOS mode {mode!r}; expected one of {', '.join(DNSMOS_MODES)}")
-    if not has_clean and mode == "off":
-        raise ValueError("a test set without clean/ can only be scored with DNSMOS; drop --dnsmos off")
-    want = mode == "on" or not has_clean or (mode == "auto" and dnsmos.available())
-    if want:
-        dnsmos.model_path()  # fails now, before any work, when the extra is missing
-    return want
-
-
 def _systems(names: list[str] | None) -> list[str]:
     """Names to score: ``None`` or an ``all`` entry expands to every registered model (in registry order)."""
     names = list(names or ["all"])
@@ -110,7 +94,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     total = len(files)
     files = shards.select(files, shard, key=lambda f: str(f[0].relative_to(Path(testset) / "noisy")))
     has_clean = files[0][1] is not None if files else (Path(testset) / "clean").is_dir()
-    dn = _use_dnsmos(with_dnsmos, has_clean)
+    dn = dnsmos.wanted(with_dnsmos, has_clean)
     names = _systems(models)
     out.mkdir(parents=True, exist_ok=True)
     loaded = [(audio.read(n), audio.read(c) if c else None, n.name) for n, c in files]
@@ -284,7 +268,7 @@ def plot(summary: dict, path: Path) -> None:
         pairs_ = ((axes[0], "dnsmos_ovrl", "DNSMOS OVRL"), (axes[1], "dnsmos_sig", "DNSMOS SIG"))
     for ax, metric, label in pairs_:
         # one curve per compression method (mpo-svd, mpo-scratch, pruned, ...); dense and noisy as lines
-        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned")})
+        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned", "lowrank")})
         for method, marker in zip(methods, "os^vD<>p*"):
             pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if _method(e) == method)
             ax.plot(*zip(*pts), marker=marker, linestyle="--" if method.startswith("pruned") else "-", label=method)

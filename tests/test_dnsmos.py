@@ -86,3 +86,11 @@ def test_missing_extra_is_one_line_with_the_pip_command(tiny_registry, noisy_onl
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install -e '.[dnsmos]'" in err and "Traceback" not in err
     assert not (tmp_path / "e").exists()  # failed before any work
+
+
+def test_dnsmos_off_without_a_reference_is_a_usage_error(tiny_registry, noisy_only, tmp_path, capsys):
+    assert main(["-q", "evaluate", "--testset", str(noisy_only), "--models", "tiny-mpo", "-o", str(tmp_path / "e"),
+                 "--dnsmos", "off"]) == 2
+    assert "can only be scored with DNSMOS" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown DNSMOS mode"):
+        dnsmos.wanted("sometimes", True)
