@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import speechlike
 from se_app import checkpoint, ui, uifiles
 from se_app.enhancer import Enhancer
-from se_app.ui import compress_tab, page
+from se_app.ui import compress_tab, live_tab, page
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,7 @@ def test_live_and_compress_apis_are_named(tiny_registry):
     named = ui.build_demo().get_api_info()["named_endpoints"]
     assert {"/enhance", "/compare", "/stream", "/stream_chunk", "/stream_end", "/compress"} <= set(named)
     assert [p["parameter_has_default"] for p in named["/stream_chunk"]["parameters"]] == [False, True, True]
+    fns = {f.api_name: f for f in ui.build_demo().fns.values()}
+    assert fns["stream"].fn is ui.stream_mic and [e for _, e in fns["stream"].targets] == ["stream"]  # the mic's
+    assert fns["stream"].stream_every == live_tab.STREAM_EVERY_S  # stream event, chunk by chunk
+    assert fns["stream_chunk"].fn is ui.stream_chunk and fns["compress"].fn.__module__.endswith("compress_tab")
