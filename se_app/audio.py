@@ -193,15 +193,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, only: set[Path] | None = None) -> list[Path]:
     """Remove temporaries of :func:`atomic_path`'s naming below folder whose process is gone (left by a
-    kill or a power loss); returns what was removed.  Temporaries of running processes are kept."""
+    kill or a power loss); returns what was removed.  Temporaries of running processes are kept.  With
+    ``only`` (absolute output paths), just the temporaries of those outputs: a shard on a shared file system
+    never touches another machine's files, whose process ids mean nothing here."""
     removed = []
     root = Path(folder)
     if not root.is_dir():
         return removed
     for p in root.rglob(".*.part.*"):
         m = TEMP_RE.match(p.name)
+        if m and only is not None and (p.parent / m["name"]).absolute() not in only:
+            continue
         if m and p.is_file() and not p.is_symlink() and not (m["pid"] and _alive(int(m["pid"]))):
             p.unlink(missing_ok=True)
             removed.append(p)

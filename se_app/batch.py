@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import shard as shards
 from .audio import AUDIO_EXTENSIONS, AudioError, remove_stale_temps
 from .enhancer import Enhancer
 
@@ -26,6 +27,8 @@ class Summary:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     links: list[tuple[Path, str]] = field(default_factory=list)  # symlinks in input folders not followed
+    shard: tuple[int, int] | None = None  # (K, N) of a --shard K/N run
+    total: int = 0  # files matched by the inputs, all shards together
 
     @property
     def ok(self) -> bool:
@@ -33,7 +36,11 @@ class Summary:
 
     def line(self) -> str:
         links = f", {len(self.links)} links ignored ({_kinds(self.links)})" if self.links else ""
-        return f"{len(self.enhanced)} enhanced, {len(self.failed)} failed, {len(self.skipped)} skipped{links}"
+        line = f"{len(self.enhanced)} enhanced, {len(self.failed)} failed, {len(self.skipped)} skipped{links}"
+        if self.shard:
+            mine = len(self.enhanced) + len(self.failed) + len(self.skipped)
+            line = f"{shards.label(self.shard)} ({mine} of {self.total} files): {line}"
+        return line
 
 
 def _kinds(links: list[tuple[Path, str]]) -> str:
@@ -119,18 +126,25 @@ def output_path(rel: Path, out_dir: Path, suffix: str = "") -> Path:
 
 def enhance_all(enhancer: Enhancer, inputs: Iterable[str | Path], out_dir: str | Path, suffix: str = "",
                 overwrite: bool = False, channels: str = "each", progress: bool = True,
-                report: Callable[[str], None] = log.info) -> Summary:
+                report: Callable[[str], None] = log.info, shard: tuple[int, int] | None = None) -> Summary:
     """Enhance every input into out_dir (same relative paths).  Raises FileNotFoundError for a missing
     input and ValueError when nothing matched; per-file problems go into the summary instead.  Stale
     temporaries of earlier runs in out_dir are removed first.  A KeyboardInterrupt (Ctrl-C, or
     :class:`Stopped` raised by a signal handler) discards the file in progress and becomes
-    :class:`Interrupted`, which carries the summary so far."""
-    summary = Summary()
+    :class:`Interrupted`, which carries the summary so far.
+
+    ``shard`` (K, N) enhances only the K-th of N disjoint parts of the inputs (:mod:`se_app.shard`, split by
+    output path, so shards never write the same file); it then removes stale temporaries of its own outputs
+    only, never another shard's."""
+    summary = Summary(shard=shard)
     files = collect(inputs, out_dir, suffix, summary.links)
     if not files:
         raise ValueError("no audio files matched the inputs")
     out_dir = Path(out_dir)
-    for tmp in remove_stale_temps(out_dir):
+    summary.total = len(files)
+    files = shards.select(files, shard, key=lambda f: str(output_path(f[1], out_dir, suffix)))
+    mine = {output_path(rel, out_dir, suffix).absolute() for _, rel in files} if shard else None
+    for tmp in remove_stale_temps(out_dir, mine):
         report(f"removed {tmp} (a temporary file left by an interrupted run)")
     sources = {f.resolve() for f, _ in files}
     try:

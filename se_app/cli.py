@@ -1,4 +1,4 @@
-"""``se-app``: enhance, export, models, train, make-testset, evaluate.  A thin shell over the library."""
+"""``se-app``: enhance, export, compress, models, train, make-testset, evaluate.  A thin shell over the library."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ from dataclasses import fields
 from . import __version__, registry
 from .audio import CHANNEL_POLICIES
 from .cliutil import TRAIN_OPTIONS, DefaultsHelp, decibels, exit_code, stop_on_sigterm
+from .shard import argument as shard_arg
 
 log = logging.getLogger("se_app")
 
@@ -50,7 +51,7 @@ def _enhance(a: argparse.Namespace) -> int:
           file=sys.stderr)
     try:
         summary = enhance_all(enh, a.inputs, a.output, a.suffix, a.overwrite, a.channels, progress=not a.quiet,
-                              report=lambda s: tqdm.write(s, file=sys.stderr))
+                              report=lambda s: tqdm.write(s, file=sys.stderr), shard=a.shard)
     except (FileNotFoundError, ValueError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
@@ -74,6 +75,20 @@ def cmd_export(a: argparse.Namespace) -> int:
         return 2
     for p in paths:
         print(p)
+    return 0
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    from .compress import compress_file, describe
+
+    try:
+        info = compress_file(a.model, a.rate, a.output)
+    except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    print(describe(info))
+    print(f"wrote {a.output}: use it with 'se-app enhance --model {a.output} ...', or register it with "
+          f"'se-app register NAME {a.output}'", file=sys.stderr)
     return 0
 
 
@@ -150,7 +165,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     names = [m for m in a.models.split(",") if m] or None
     try:
-        summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet)
+        summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet,
+                           shard=a.shard, with_dnsmos=a.dnsmos)
         if a.report:
             from pathlib import Path
 
@@ -161,6 +177,19 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, registry.ModelNotFound) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_evaluate_merge(a: argparse.Namespace) -> int:
+    from .evalmerge import merge
+
+    try:
+        summary = merge(a.shards, a.output)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"se-app: error: {e}", file=sys.stderr)
+        return 2
+    print(f"merged {len(a.shards)} shards: {summary['files']} files, {len(summary['systems'])} systems -> "
+          f"{a.output}", file=sys.stderr)
     return 0
 
 
@@ -236,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="mask network runtime; onnx needs pip install -e '.[onnx]' (default auto: the one "
                         "measured faster, onnx for streaming when installed, else torch)")
+    e.add_argument("--shard", type=shard_arg, default=None, metavar="K/N",
+                   help="enhance only the K-th (from 1) of N disjoint parts of the sorted inputs, e.g. one task "
+                        "of a SLURM array: --shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT")
     e.set_defaults(fn=cmd_enhance)
 
     x = sub.add_parser("export", help="export a model to ONNX (one streaming step and the whole sequence)")
@@ -243,6 +275,14 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True,
                    help="e.g. model.onnx: writes model.step.onnx and model.whole.onnx beside it")
     x.set_defaults(fn=cmd_export)
+
+    c = sub.add_parser("compress", help="truncate a trained MPO (bond dimensions) or dense model (rank, by SVD) "
+                       "to a higher compression rate, without training")
+    c.add_argument("model", help="registry name or checkpoint path of an MPO, dense or low-rank model")
+    c.add_argument("--rate", type=float, required=True,
+                   help="target compression rate of W and U (as 'se-app models' reports it), at least the model's")
+    c.add_argument("-o", "--output", required=True, help="checkpoint to write (e.g. mpo-40x.pt)")
+    c.set_defaults(fn=cmd_compress)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("--json", action="store_true")
@@ -327,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_make_testset)
 
     v = sub.add_parser("evaluate", help="score models on a noisy/clean test set")
-    v.add_argument("--testset", required=True, help="folder with noisy/ and clean/")
+    v.add_argument("--testset", required=True, help="folder with noisy/ and clean/ (noisy/ alone: DNSMOS only)")
     v.add_argument("--models", default="all", help="comma-separated registry names / checkpoint paths; 'all' = every registered model; "
                    "'noisereduce' = classical baseline (optional extra)")
     v.add_argument("-o", "--output", required=True)
@@ -335,7 +375,18 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--limit", type=int, default=None, help="score only the first N files")
     v.add_argument("--report", help="also write the compression-study page (e.g. docs/results.md)")
     v.add_argument("--notes", help="Markdown appended to the report verbatim (hand-written discussion)")
+    v.add_argument("--shard", type=shard_arg, default=None, metavar="K/N",
+                   help="score only the K-th (from 1) of N parts of the files; join the N output folders with "
+                        "'se-app evaluate-merge'")
+    v.add_argument("--dnsmos", choices=["auto", "on", "off"], default="auto",
+                   help="DNSMOS P.835 (SIG, BAK, OVRL; no reference needed; pip install -e '.[dnsmos]'): auto = "
+                        "when installed, and always for a test set without clean/")
     v.set_defaults(fn=cmd_evaluate)
+
+    mg = sub.add_parser("evaluate-merge", help="join the output folders of 'evaluate --shard K/N' runs")
+    mg.add_argument("shards", nargs="+", help="the N shard output folders")
+    mg.add_argument("-o", "--output", required=True, help="folder for the merged per_file.csv, summary.json, ...")
+    mg.set_defaults(fn=cmd_evaluate_merge)
     return p
 
 

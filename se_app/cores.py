@@ -1,7 +1,8 @@
 """Recurrent cores: a dense LSTM, an MPO-LSTM and a magnitude-pruned LSTM with one interface.
 
 Every core exposes its per-layer weights ``(W, U, b_ih, b_hh)`` (W: 4H x I input-to-hidden, U: 4H x H
-hidden-to-hidden, gates stacked i, f, g, o as in PyTorch).  ``forward`` feeds those weights to the fused
+hidden-to-hidden, gates stacked i, f, g, o as in PyTorch).  A low-rank core (W = A B, made from a dense model by
+truncated SVD, :mod:`se_app.compress`) has the same interface.  ``forward`` feeds those weights to the fused
 LSTM kernel; streaming runs one frame at a time through :class:`se_app.backends.StepCell`, built from the same
 weights.
 """
@@ -170,3 +171,34 @@ class MPOLSTM(RecurrentCore):
             for p, c in zip(cores, mpo.decompose(w, fi, fo, self.bonds)):
                 p.copy_(c)
         self._cache = None
+
+
+class LowRankLSTM(RecurrentCore):
+    """LSTM whose W and U are each a product A B of two thin matrices, A (J, r) and B (r, I), r = min(rank, J, I).
+    The factors are kept under ``cores`` (as the MPO's local tensors), rebuilt into W and U once and cached
+    in inference."""
+
+    def __init__(self, input_size: int, hidden: int, layers: int, rank: int):
+        super().__init__(input_size, hidden, layers)
+        self.rank = rank
+        self.cores = nn.ModuleList()
+        for r, c in self.shapes():
+            k = min(rank, r, c)
+            scale = (1.0 / (3 * hidden * k)) ** 0.25  # the product has the dense init's variance, 1/(3H)
+            self.cores.append(nn.ParameterList([nn.Parameter(torch.randn(r, k) * scale),
+                                                nn.Parameter(torch.randn(k, c) * scale)]))
+        self._cache: list[torch.Tensor] | None = None
+        self._cache_key: tuple | None = None
+
+    def matrices(self) -> list[torch.Tensor]:
+        if torch.is_grad_enabled() and self.training:
+            return [a @ b for a, b in self.cores]
+        key = tuple(p._version for p in self.parameters())
+        if self._cache is None or key != self._cache_key:
+            with torch.no_grad():
+                self._cache = [a @ b for a, b in self.cores]
+            self._cache_key = key
+        return self._cache
+
+    def effective_params(self) -> int:
+        return sum(p.numel() for pair in self.cores for p in pair)

@@ -110,38 +110,30 @@ class Enhancer:
     def stream(self, channels: int = 1) -> Stream:
         return Stream(self.model, self.cfg, channels, self.floor, self.backend, self.chunk)
 
+    def live(self, rate: int, channels: int = 1, policy: str = "each") -> "Live":
+        """An incremental session at any rate and channel count (a live microphone): see :class:`Live`."""
+        return Live(self, rate, channels, policy)
+
     def _run(self, blocks, in_rate: int, channels: int, policy: str, total: int, sink,
              progress: Callable[[float], None] | None = None) -> None:
         """Blocks (N, C) at in_rate -> sink((N, C) enhanced at in_rate); exactly ``total`` frames out.
         Above the model rate the band above it is kept (:mod:`se_app.fullband`).  ``progress`` (if given)
         is called with the fraction of the input done after each block."""
-        c_model = 1 if policy == "mix" else channels
-        split = fullband.BandSplit(in_rate, self.sample_rate, c_model, self.floor)
-        stream = self.stream(c_model)
-        skip, written = stream.latency, 0
+        live, written, done = self.live(in_rate, channels, policy), 0, 0
 
-        def emit(y: torch.Tensor, last: bool = False) -> None:
-            nonlocal skip, written
-            drop = min(skip, y.shape[1])  # the stream's leading latency is not part of the signal
-            skip -= drop
-            y = y[:, drop:]
-            out = split.synthesis(y.T.numpy(), last=last)
+        def emit(out: np.ndarray) -> None:
+            nonlocal written
             out = out[: max(0, total - written)]
             if len(out):
-                sink(audio.from_model_channels(out, channels))
+                sink(out)
                 written += len(out)
 
-        def model_input(x: np.ndarray, last: bool = False) -> torch.Tensor:
-            return torch.from_numpy(split.analysis(x, last=last).T.copy())
-
-        done = 0
         for x in blocks:
             done += len(x)
-            emit(stream.process(model_input(audio.to_model_channels(x, policy))))
+            emit(live.process(x))
             if progress is not None:
                 progress(min(1.0, done / max(total, 1)))
-        emit(stream.process(model_input(np.zeros((0, c_model), np.float32), last=True)))
-        emit(stream.flush(), last=True)
+        emit(live.finish())
         if written < total:  # resampler rounding: pad the last sample or two
             sink(np.zeros((total - written, channels), np.float32))
 
@@ -212,3 +204,39 @@ class Enhancer:
         finally:
             tmp.unlink(missing_ok=True)
         return peak
+
+
+class Live:
+    """Enhancement of a signal that arrives in chunks, at any rate and channel count: the path of
+    :meth:`Enhancer.enhance` (band split and resampling, :class:`Stream` with the enhancer's backend and chunking)
+    taken one chunk at a time.  ``process(x (N, C))`` returns what is ready, (M, C) with M near N (the
+    first calls return less: the stream's latency and the resamplers' delay are taken out, so output sample
+    k lines up with input sample k); ``finish()`` returns the rest.  All outputs concatenated and cut to the
+    input's length equal :meth:`Enhancer.enhance` of the whole signal."""
+
+    def __init__(self, enh: Enhancer, rate: int, channels: int = 1, policy: str = "each"):
+        if rate <= 0:
+            raise ValueError(f"invalid sample rate {rate}")
+        self.rate, self.channels, self.policy = rate, channels, policy
+        self.c_model = 1 if policy == "mix" else channels
+        self.split = fullband.BandSplit(rate, enh.sample_rate, self.c_model, enh.floor)
+        self.stream = enh.stream(self.c_model)
+        self.skip = self.stream.latency  # the stream's leading latency is not part of the signal
+
+    def _emit(self, y: torch.Tensor, last: bool = False) -> np.ndarray:
+        drop = min(self.skip, y.shape[1])
+        self.skip -= drop
+        out = self.split.synthesis(y[:, drop:].T.numpy(), last=last)
+        return audio.from_model_channels(out, self.channels) if len(out) else np.zeros((0, self.channels), np.float32)
+
+    def _model_input(self, x: np.ndarray, last: bool = False) -> torch.Tensor:
+        return torch.from_numpy(self.split.analysis(x, last=last).T.copy())
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """(N, C) float at the session's rate -> (M, C) enhanced samples that are ready."""
+        return self._emit(self.stream.process(self._model_input(audio.to_model_channels(audio.as_2d(x), self.policy))))
+
+    def finish(self) -> np.ndarray:
+        """The remaining enhanced samples (the input is padded with silence to finish its last frames)."""
+        a = self._emit(self.stream.process(self._model_input(np.zeros((0, self.c_model), np.float32), last=True)))
+        return np.concatenate([a, self._emit(self.stream.flush(), last=True)])

@@ -4,6 +4,11 @@ Writes ``per_file.csv`` (one row per system and file: scores and their improveme
 ``summary.json``, ``summary.md`` (the paper's layout: rows noisy, dense, then rate x method; columns per
 SNR and average) and ``rates.png`` (PESQ and STOI against compression rate).  Scoring runs in a process pool.
 Files PESQ rejects score NaN and are counted.
+
+A test set with ``noisy/`` only (real recordings: no clean reference) is scored with DNSMOS P.835 (SIG, BAK,
+OVRL; :mod:`se_app.dnsmos`, the ``dnsmos`` extra); with ``clean/`` too, DNSMOS columns join the reference
+metrics when the extra is installed.  ``shard`` (K, N) scores the K-th of N parts of the files; the shards'
+output folders are joined by :func:`se_app.evalmerge.merge`.
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import audio, baselines, registry
+from . import audio, baselines, dnsmos, registry
+from . import shard as shards
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
 from .conditions import by_condition, conditions_markdown
@@ -31,9 +37,33 @@ def _mono(x: np.ndarray) -> np.ndarray:
     return x.mean(axis=1) if x.ndim == 2 else x
 
 
+def _ref(clean: tuple[np.ndarray, int] | None) -> np.ndarray | None:
+    return _mono(clean[0]) if clean is not None else None
+
+
 def _score_job(args) -> dict:
-    clean, est, rate = args
-    return scores(clean, est, rate)
+    """Reference metrics (when there is a clean reference) and DNSMOS (when asked) of one mono estimate."""
+    clean, est, rate, with_dnsmos = args
+    out = scores(clean, est, rate) if clean is not None else {}
+    if with_dnsmos:
+        out.update(dnsmos.score(est, rate))
+    return out
+
+
+def inputs(testset: str | Path) -> list[tuple[Path, Path | None]]:
+    """(noisy, clean) pairs of DIR/noisy and DIR/clean, or (noisy, None) for every audio file of DIR/noisy
+    when there is no DIR/clean (recordings without a reference)."""
+    root = Path(testset)
+    if (root / "clean").is_dir():
+        return pairs(root)
+    if not (root / "noisy").is_dir():
+        raise FileNotFoundError(f"{root}: expected a folder noisy/ (and clean/ with matching names for "
+                                f"PESQ/STOI/SI-SDR)")
+    found = [(f, None) for f in sorted((root / "noisy").rglob("*"))
+             if f.suffix.lower() in audio.AUDIO_EXTENSIONS and f.is_file() and not f.name.startswith(".")]
+    if not found:
+        raise ValueError(f"{root}: no audio files in noisy/")
+    return found
 
 
 def _systems(names: list[str] | None) -> list[str]:
@@ -56,18 +86,24 @@ def _systems(names: list[str] | None) -> list[str]:
 
 
 def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,
-             limit: int | None = None, progress: bool = True) -> dict:
-    """Score noisy input and models; returns the summary dict (also written to out_dir)."""
+             limit: int | None = None, progress: bool = True, shard: tuple[int, int] | None = None,
+             with_dnsmos: str = "auto") -> dict:
+    """Score noisy input and models; returns the summary dict (also written to out_dir).  ``shard`` (K, N):
+    only the K-th of N parts of the (limited) file list; ``with_dnsmos``: auto | on | off."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = pairs(testset)[:limit]
-    loaded = [(audio.read(n), audio.read(c), n.name) for n, c in files]
+    files = inputs(testset)[:limit]
+    total = len(files)
+    files = shards.select(files, shard, key=lambda f: str(f[0].relative_to(Path(testset) / "noisy")))
+    has_clean = files[0][1] is not None if files else (Path(testset) / "clean").is_dir()
+    dn = dnsmos.wanted(with_dnsmos, has_clean)
     names = _systems(models)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = [(audio.read(n), audio.read(c) if c else None, n.name) for n, c in files]
     known = set(registry.read()["models"])
     rows: list[dict] = []
     meta: dict[str, dict] = {"noisy": {"kind": "noisy", "method": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(n[0]), c[1])))
+        jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(n[0]), n[1], dn)))
                 for n, c, name in loaded]
         for model_name in names:
             classical = model_name in baselines.NAMES
@@ -79,19 +115,36 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
                 y = enh.enhance(x, sr)
                 spent += time.perf_counter() - t0
                 dur += len(x) / sr
-                jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_mono(c[0]), _mono(y), c[1]))))
+                jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(y), sr, dn))))
             meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
                               "size_bytes": size, "rtf": spent / max(dur, 1e-9),
-                              "registered": model_name in known}
+                              "registered": model_name in known, "enhance_s": spent, "audio_s": dur}
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
     base = {(r["file"]): r for r in rows if r["system"] == "noisy"}
     for r in rows:
-        for m in METRICS:
+        for m in present(rows):
             r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
+    info = {"index": shard[0], "count": shard[1], "total_files": total, "testset": str(testset)} if shard else None
+    return write_outputs(out, rows, meta, testset, info)
+
+
+def present(rows: list[dict]) -> list[str]:
+    """The metrics the rows carry, in table order: reference metrics (when there was a reference), DNSMOS."""
+    have = set(rows[0]) if rows else set()
+    return [m for m in (*METRICS, *dnsmos.KEYS) if m in have]
+
+
+def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, shard: dict | None = None) -> dict:
+    """per_file.csv, summary.json (+ ``shard`` for a shard, whose rows also go to per_file.json at full
+    precision for :mod:`se_app.evalmerge`), summary.md, by_noise.md and rates.png; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "per_file.csv", rows)
     summary = _summarise(rows, meta)
-    noise = noise_of(testset)
+    if shard:
+        summary["shard"] = shard
+        (out / "per_file.json").write_text(json.dumps(rows, allow_nan=True) + "\n")
+    noise = noise_of(testset) if "pesq" in present(rows) else {}
     if noise:
         summary["by_noise"] = by_noise(rows, noise)
         (out / "by_noise.md").write_text(by_noise_markdown(summary["by_noise"], list(meta)))
@@ -100,13 +153,15 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
         summary["conditions"] = by_condition(rows, meta, condition)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
-    plot(summary, out / "rates.png")
+    if rows:  # an empty shard (more shards than files) has nothing to plot
+        plot(summary, out / "rates.png")
     log.info("wrote %s", ", ".join(str(out / f) for f in ("per_file.csv", "summary.json", "summary.md", "rates.png")))
     return summary
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    cols = ["system", "file", "snr", *METRICS, *(f"{m}_improvement" for m in METRICS)]
+    ms = present(rows)
+    cols = ["system", "file", "snr", *ms, *(f"{m}_improvement" for m in ms)]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, cols)
         w.writeheader()
@@ -129,8 +184,8 @@ def _summarise(rows: list[dict], meta: dict) -> dict:
     for system, m in meta.items():
         mine = [r for r in rows if r["system"] == system]
         entry = dict(m)
-        entry["pesq_nan"] = sum(1 for r in mine if math.isnan(r["pesq"]))
-        for metric in METRICS:
+        entry["pesq_nan"] = sum(1 for r in mine if math.isnan(r.get("pesq", 0.0)))
+        for metric in present(rows):
             entry[metric] = {s: _mean([r[metric] for r in mine if r["snr"] == s]) for s in snrs}
             entry[metric]["avg"] = _mean([r[metric] for r in mine])
         out["systems"][system] = entry
@@ -181,7 +236,11 @@ def _method(e: dict) -> str:
 def markdown(summary: dict) -> str:
     snrs = summary["snrs"]
     lines = [f"Files: {summary['files']} per system.  PESQ NaN (rejected) counts are listed per system.", ""]
-    for metric, label in (("pesq", "PESQ"), ("stoi", "STOI"), ("estoi", "ESTOI"), ("si_sdr", "SI-SDR (dB)")):
+    first = next(iter(summary["systems"].values()), {})
+    for metric, label in (("pesq", "PESQ"), ("stoi", "STOI"), ("estoi", "ESTOI"), ("si_sdr", "SI-SDR (dB)"),
+                          ("dnsmos_sig", "DNSMOS SIG"), ("dnsmos_bak", "DNSMOS BAK"), ("dnsmos_ovrl", "DNSMOS OVRL")):
+        if metric not in first:
+            continue
         head = ["system", "method", "rate"] + [f"{s} dB" if s != "all" else "all" for s in snrs] + ["avg"]
         lines += [f"### {label}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name in _order(summary):
@@ -210,9 +269,12 @@ def plot(summary: dict, path: Path) -> None:
 
     sy = summary["systems"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric, label in ((axes[0], "pesq", "PESQ"), (axes[1], "stoi", "STOI")):
+    pairs_ = ((axes[0], "pesq", "PESQ"), (axes[1], "stoi", "STOI"))
+    if "pesq" not in next(iter(sy.values()), {}):  # no clean reference: DNSMOS OVRL and SIG instead
+        pairs_ = ((axes[0], "dnsmos_ovrl", "DNSMOS OVRL"), (axes[1], "dnsmos_sig", "DNSMOS SIG"))
+    for ax, metric, label in pairs_:
         # one curve per compression method (mpo-svd, mpo-scratch, pruned, ...); dense and noisy as lines
-        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned")})
+        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned", "lowrank")})
         for method, marker in zip(methods, "os^vD<>p*"):
             pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if _method(e) == method)
             ax.plot(*zip(*pts), marker=marker, linestyle="--" if method.startswith("pruned") else "-", label=method)

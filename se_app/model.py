@@ -7,15 +7,17 @@ import torch
 from torch import nn
 
 from . import mpo
-from .cores import DenseLSTM, MPOLSTM, PrunedLSTM, RecurrentCore, State
+from .cores import DenseLSTM, LowRankLSTM, MPOLSTM, PrunedLSTM, RecurrentCore, State
 
-KINDS = ("dense", "mpo", "pruned")
+KINDS = ("dense", "mpo", "pruned", "lowrank")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a mask estimator.  ``bonds`` (MPO bond dimensions) and ``sparsity`` (pruned share of W and U)
-    are the compression settings; ``mpo_rate`` is only a request that :func:`resolve` turns into bonds."""
+    are the compression settings; ``mpo_rate`` is only a request that :func:`resolve` turns into bonds.
+    ``rank`` is the shared rank of the ``lowrank`` kind (W = A B, made from a dense model by ``se-app
+    compress``)."""
 
     kind: str = "dense"
     n_bins: int = 257
@@ -33,10 +35,13 @@ class ModelConfig:
     # Look-ahead in frames (hop 16 ms): the mask of frame t is read from the network's output at frame t + L,
     # so it has seen L future frames.  Adds L hops of latency; 0 keeps the model strictly causal.
     lookahead: int = 0
+    rank: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["bonds"] = list(self.bonds)
+        if not self.rank:  # only low-rank models record it: other checkpoints keep their earlier layout
+            del d["rank"]
         return d
 
     @classmethod
@@ -63,6 +68,10 @@ def build_core(cfg: ModelConfig) -> RecurrentCore:
         return DenseLSTM(cfg.n_bins, cfg.hidden, cfg.layers)
     if cfg.kind == "pruned":
         return PrunedLSTM(cfg.n_bins, cfg.hidden, cfg.layers)
+    if cfg.kind == "lowrank":
+        if cfg.rank < 1:
+            raise ValueError("a lowrank model needs rank >= 1")
+        return LowRankLSTM(cfg.n_bins, cfg.hidden, cfg.layers, cfg.rank)
     if cfg.kind == "mpo":
         cfg = cfg.resolve()
         return MPOLSTM(cfg.n_bins, cfg.hidden, cfg.layers, cfg.n_factors, list(cfg.bonds))

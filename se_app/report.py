@@ -44,7 +44,10 @@ def render(summary: dict, command: str, plot_rel: str, notes: str = "") -> str:
              "```bash", command, "```", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with {os.cpu_count()} CPU cores "
              f"(RTF: one thread, measured while the scoring pool ran beside it).", ""]
+    first = next(iter(summary["systems"].values()), {})
     for metric, label in (("pesq", "PESQ"), ("stoi", "STOI")):
+        if metric not in first:  # scored without a clean reference (DNSMOS only)
+            continue
         rows, wins, rates = comparison(summary, metric)
         if not rows:
             continue

@@ -1,5 +1,6 @@
-"""What the web UI shows about a result: scores against the clean reference and spectrograms.  Plain functions
-of arrays (no request state), drawn on fresh Figures so that concurrent requests share nothing."""
+"""What the web UI shows about a result: scores against the clean reference (or DNSMOS without one) and
+spectrograms.  Plain functions of arrays (no request state), drawn on fresh Figures so that concurrent requests
+share nothing."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,9 @@ import numpy as np
 import soxr
 from matplotlib.figure import Figure
 
-from . import metrics
+from . import dnsmos, metrics
+
+DNSMOS_HEADERS = ["signal", "DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL"]
 
 
 def _spectrogram_db(x: np.ndarray, rate: int) -> np.ndarray:
@@ -64,4 +67,18 @@ def score_rows(clean: tuple[np.ndarray, int] | None, rate: int,
         s = metrics.scores(ref, x.mean(axis=1), rate, which=("pesq", "stoi", "si_sdr"))
         rows.append([label] + [f"{s[k]:.{d}f}" if np.isfinite(s[k]) else "n/a"
                                for k, d in (("pesq", 2), ("stoi", 3), ("si_sdr", 2))])
+    return rows
+
+
+def dnsmos_rows(signals: list[tuple[str, np.ndarray]], rate: int) -> list[list[str]]:
+    """DNSMOS P.835 SIG, BAK and OVRL (1-5, no reference needed) of each (label, (N, C) signal at ``rate``):
+    channels averaged, resampled to 16 kHz (:mod:`se_app.dnsmos`).  Without the ``dnsmos`` extra: no rows and a
+    gr.Warning with the pip command."""
+    if not dnsmos.available():
+        gr.Warning(f"No clean reference, and DNSMOS (no-reference scores) is not installed: {dnsmos.INSTALL}")
+        return []
+    rows = []
+    for label, x in signals:
+        s = dnsmos.score(x, rate)
+        rows.append([label] + [f"{s[k]:.2f}" for k in dnsmos.KEYS])
     return rows

@@ -66,7 +66,8 @@ def test_enhance_keeps_length_rate_and_names_the_file(tiny_registry, tmp_path):
     assert (info.samplerate, info.frames, info.channels) == (16000, len(x), 1)
     assert Path(png).stat().st_size > 1000
     assert "tiny-mpo" in status and "real-time factor" in status and "16000 Hz" in status
-    assert rows == []  # no clean reference, no scores
+    assert [r[0] for r in rows] == ["noisy", "enhanced (tiny-mpo)"]  # no clean reference: DNSMOS
+    assert all(1.0 <= float(v) <= 5.0 for r in rows for v in r[1:])
 
 
 def test_stereo_44k_stays_stereo_44k_and_warns_about_resampling(tiny_registry, tmp_path):
@@ -113,7 +114,7 @@ def test_bad_uploads_give_clear_errors(tiny_registry, tmp_path, content, reason)
 
 
 def test_too_long_recording_is_refused(tiny_registry, tmp_path, monkeypatch):
-    monkeypatch.setattr(ui, "MAX_SECONDS", 0.5)
+    monkeypatch.setattr(ui.common, "MAX_SECONDS", 0.5)  # the tabs read the limit from se_app.ui.common
     src = wav(tmp_path / "long.wav", speechlike(1.0, 16000), 16000)
     with pytest.raises(gr.Error, match="the limit is"):
         ui.enhance(src)
@@ -306,7 +307,44 @@ def test_app_serves_the_enhance_api(server, tmp_path):
         client.predict(handle_file(str(bad)), api_name="/enhance")
 
 
-def test_page_renders_in_headless_chromium(server, tmp_path):
+def test_stream_api_round_trip_equals_the_whole_file(server, tiny_registry, tmp_path):
+    """A file streamed through the live tab's handler in 0.2 s chunks (one gradio_client session, so one live
+    state): the enhanced chunks and the final tail, concatenated, are the whole-file streaming result."""
+    from gradio_client import Client, handle_file
+
+    from se_app.enhancer import Enhancer
+
+    rate, step = 22050, 4410
+    x = speechlike(1.0, rate, seed=9)
+    client = Client(server.url, verbose=False, download_files=str(tmp_path / "dl"))
+    assert "/stream" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    parts = []
+    for k, i in enumerate(range(0, len(x), step)):
+        src = tmp_path / f"chunk{k}.wav"
+        sf.write(str(src), x[i:i + step], rate, subtype="FLOAT")
+        out, status = client.predict(handle_file(str(src)), api_name="/stream_chunk")
+        parts.append(sf.read(out, dtype="float32")[0])
+        assert f"chunk {k + 1}: 200 ms of audio in" in status
+    out, status = client.predict(api_name="/stream_end")
+    parts.append(sf.read(out, dtype="float32")[0])
+    assert "5 chunks" in status
+    got = np.concatenate(parts)[: len(x)]
+    ref = Enhancer.load("tiny-mpo", streaming=True).enhance(x, rate)
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-5  # the tolerance of tests/test_stream.py
+
+
+def test_app_serves_the_compress_api(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    src = wav(tmp_path / "clip.wav", speechlike(0.8, 16000, seed=10), 16000)
+    client = Client(server.url, verbose=False, download_files=str(tmp_path / "dl"))
+    audio_path, ckpt, status, table = client.predict(handle_file(src), "tiny-mpo", 60.0, api_name="/compress")
+    assert sf.info(audio_path).frames == int(0.8 * 16000) and Path(ckpt).suffix == ".pt"
+    assert "parameters" in status and len(table["data"]) == 3 and table["headers"][1] == "DNSMOS SIG"
+
+
+@pytest.mark.parametrize("tab", ["", "stream", "compress"])
+def test_page_renders_in_headless_chromium(server, tmp_path, tab):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("chromium is not installed (run .ci/install_chromium.sh)")
@@ -314,7 +352,7 @@ def test_page_renders_in_headless_chromium(server, tmp_path):
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", f"--screenshot={shot}",
-           "--window-size=1280,1600", server.url]
+           "--window-size=1280,1600", server.url + (f"?tab={tab}" if tab else "")]
     subprocess.run(cmd, capture_output=True, timeout=180, check=False)
     assert shot.exists(), "chromium wrote no screenshot"
     from PIL import Image
@@ -322,7 +360,12 @@ def test_page_renders_in_headless_chromium(server, tmp_path):
     img = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert img.shape == (1600, 1280)
     assert img.std() > 5, "the screenshot is blank: the page did not render"
-    shutil.copy(shot, SCREENSHOT)
+    shutil.copy(shot, SCREENSHOT if not tab else SCREENSHOT.with_name(f"ui_screenshot_{tab}.png"))
+    if tab:  # the tab the address names is open: its page differs from the Enhance tab's
+        first = SCREENSHOT.with_name("ui_screenshot.png")
+        if first.exists():
+            base = np.asarray(Image.open(first).convert("L"), dtype=np.float32)
+            assert np.abs(base - img).mean() > 1, f"?tab={tab} shows the same page as the Enhance tab"
 
 
 def test_app_stops_cleanly_and_removes_its_upload_cache(server, tmp_path):
