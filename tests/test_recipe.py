@@ -149,3 +149,20 @@ def test_band_limit_keeps_length_and_removes_the_top(corpus):
     assert len(y) == len(x)
     P = stft(torch.from_numpy(y)[None], STFTConfig()).abs().square().mean(1)[0]
     assert float(P[data.band_bins_of(4000) + 4:].sum() / P.sum()) < 1e-3
+
+
+def test_cli_training_with_the_full_recipe_runs_and_records_it(corpus_dir, tmp_path, monkeypatch):
+    """A smoke run of `se-app train` on the default recipe: simulated rooms cached, recipe saved with the model."""
+    from se_app import checkpoint, cli
+
+    monkeypatch.setenv("SE_APP_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    rc = cli.main(["-q", "train", "--data", str(corpus_dir), "-o", str(out), "--kind", "mpo", "--hidden", "16",
+                   "--bonds", "3", "3", "3", "--lookahead", "2", "--loss", "cmag", "--steps", "6", "--batch", "4",
+                   "--seconds", "1", "--epoch-steps", "3", "--valid-count", "3", "--valid-pesq-count", "2",
+                   "--sim-rooms", "10"])
+    assert rc == 0
+    assert (tmp_path / "cache" / "rooms-train-0-10.npz").exists() and (tmp_path / "cache" / "rooms-valid-1-1.npz").exists()
+    recipe = checkpoint.read(out / "best.pt")["provenance"]["train"]
+    assert recipe["loss"] == "cmag" and recipe["sim_rooms"] == 10
+    assert (recipe["reverb"], recipe["bandlimit"], recipe["babble"], recipe["clipping"]) == (0.5, 0.3, 0.1, 0.05)

@@ -82,15 +82,12 @@ def test_compress_tab_refusals(tiny_registry, tmp_path):
         ui.compress_preview(None, "tiny-mpo", 50)
 
 
-class _Req:
-    def __init__(self, **params):
-        self.query_params = params
-
-
-@pytest.mark.parametrize("query, tab", [({}, "enhance"), ({"tab": "stream"}, "stream"),
-                                        ({"tab": "compress"}, "compress"), ({"tab": "nope"}, "enhance")])
-def test_the_address_chooses_the_tab(query, tab):
-    assert page._select(_Req(**query)).selected == tab
+def test_the_address_chooses_the_tab_in_the_browser(tiny_registry):
+    """?tab= is read by a browser-side load script (no queued server event); the screenshot test runs it."""
+    loads = [f for f in ui.build_demo().fns.values() if f.js and "URLSearchParams" in f.js]
+    assert len(loads) == 1 and loads[0].fn is None
+    for key, label in page.TABS.items():
+        assert f'"{key}": "{label}"' in loads[0].js
 
 
 def test_live_and_compress_apis_are_named(tiny_registry):

@@ -3,6 +3,8 @@ the tab to open taken from the address (``/?tab=stream``, ``/?tab=compress``), s
 test) can open any tab."""
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from . import compress_tab, enhance_tab, live_tab
@@ -19,10 +21,18 @@ def _refresh() -> tuple:
             gr.Button(interactive=bool(p)), gr.Dropdown(choices=m, value=d), compress_tab.refresh())
 
 
-def _select(request: gr.Request) -> gr.Tabs:
-    """The tab named by the address's ``tab`` parameter (Enhance when none or unknown)."""
-    tab = request.query_params.get("tab", "enhance") if request is not None else "enhance"
-    return gr.Tabs(selected=tab if tab in TABS else "enhance")
+# The tab is chosen in the browser, not by a server event: the queue runs one event at a time, so a server-side
+# choice would wait behind the registry refresh (over 15 s on a busy machine, measured by the screenshot test).
+_SELECT_JS = """() => {
+  const want = new URLSearchParams(window.location.search).get("tab");
+  const labels = %s;
+  if (!want || !(want in labels)) return;
+  const pick = () => {
+    const b = [...document.querySelectorAll('button[role="tab"]')].find(x => x.textContent.trim() === labels[want]);
+    if (b) b.click(); else setTimeout(pick, 100);
+  };
+  pick();
+}"""
 
 
 def build_demo() -> gr.Blocks:
@@ -30,7 +40,7 @@ def build_demo() -> gr.Blocks:
     model_choices, default, pair_choices = choices()
     with gr.Blocks(title="se_app speech enhancement", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.Markdown("## Speech enhancement")
-        with gr.Tabs(selected="enhance") as tabs:
+        with gr.Tabs(selected="enhance"):
             with gr.Tab(TABS["enhance"], id="enhance"):
                 e = enhance_tab.build(model_choices, default, pair_choices)
             with gr.Tab(TABS["stream"], id="stream"):
@@ -39,6 +49,6 @@ def build_demo() -> gr.Blocks:
                 comp = compress_tab.build(default)
         demo.load(_refresh, None, [e["model"], e["notice"], e["pair"], e["pair_note"], e["cmp_button"], live["model"],
                                    comp["model"]], api_visibility="private")
-        demo.load(_select, None, [tabs], api_visibility="private")
+        demo.load(None, None, None, js=_SELECT_JS % json.dumps(TABS))
     demo.queue(default_concurrency_limit=1, max_size=32)  # one enhancement at a time: the CPU is the limit
     return demo
