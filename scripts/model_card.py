@@ -18,6 +18,7 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("run", type=Path)
     p.add_argument("--devtest", type=Path)
+    p.add_argument("--system", help="the model's name in the dev-test summary, when not NAME (e.g. a file path)")
     p.add_argument("--command", default="")
     p.add_argument("--checkpoint", type=Path, help="the shipped file, when it is not RUN/best.pt (post-filter)")
     a = p.parse_args()
@@ -47,8 +48,11 @@ def main() -> None:
         out.append(f"- post-filter: mask raised to the power {mc.get('mask_power')} before it is applied, chosen "
                    f"on {pf['files']} valid mixtures by the rule '{pf['rule']}' (power: valid PESQ/STOI = {table})")
     t = prov.get("train", {})
-    out += [f"- data: `{prov.get('data')}` train split only (16 kHz LibriSpeech + 8 kHz read speech with band "
-            f"mask, real noise), mixed on the fly, SNR -5..20 dB"
+    recipe = (f"; recipe (shares of examples): reverberation {t['reverb']:g} (real train RIRs and {t['sim_rooms']} "
+              f"simulated rooms, target `{t['target']}`), band-limited {t['bandlimit']:g}, babble {t['babble']:g}, "
+              f"clipping {t['clipping']:g} (docs/quality.md)") if "reverb" in t else ""
+    out += [f"- data: `{prov.get('data')}` train split only (speech, real noise and RIRs; 8 kHz speech with band "
+            f"mask), mixed on the fly, SNR -5..20 dB" + recipe
             + (f"; half the noise segments resampled by a factor in [1/{t['noise_speed']:g}, "
                f"{t['noise_speed']:g}]" if t.get("noise_speed", 0) > 1 else ""),
             f"- training: {prov.get('steps')} steps of batch {t.get('batch')} x {t.get('seconds')} s, Adam lr "
@@ -56,7 +60,7 @@ def main() -> None:
             f"- time: {prov.get('train_seconds', 0) / 60:.0f} min on {prov.get('threads')} CPU thread "
             f"({platform.processor() or platform.machine()}, shared with a second training run)",
             f"- best checkpoint by valid PESQ: step {prov.get('steps')} of {log[-1]['step']} "
-            f"(valid: 48 fixed mixtures, PESQ/STOI on 16 of them)",
+            f"(valid: {t.get('valid_count', 48)} fixed mixtures, PESQ/STOI on {t.get('valid_pesq_count', 16)} of them)",
             f"- valid: loss {float(best['val_loss']):.4f}, PESQ {float(best['val_pesq']):.3f}, "
             f"STOI {float(best['val_stoi']):.3f}"]
     if t.get("teacher"):
@@ -64,14 +68,18 @@ def main() -> None:
                        f"`{t['teacher']}` (knowledge distillation from the dense model)")
     if a.devtest and a.devtest.exists():
         s = json.loads(a.devtest.read_text())
-        sy = s["systems"].get(a.name)
+        key = a.system or a.name
+        sy = s["systems"].get(key)
         noisy = s["systems"]["noisy"]
         if sy:
-            out += ["", "## Dev test set (84 pairs: 21 test-split utterances x SNR -5/0/5/10 dB)", "",
-                    "| | PESQ | STOI | ESTOI | SI-SDR dB |", "|---|---|---|---|---|"]
-            for label, e in (("noisy input", noisy), (a.name, sy)):
-                out.append(f"| {label} | {e['pesq']['avg']:.3f} | {e['stoi']['avg']:.3f} | "
-                           f"{e['estoi']['avg']:.3f} | {e['si_sdr']['avg']:.2f} |")
+            out += ["", f"## Dev test set ({s['files']} pairs; `{a.devtest}`)", "",
+                    "| set | | PESQ | STOI | ESTOI | SI-SDR dB |", "|---|---|---|---|---|---|"]
+            parts = [("all", s)] + list(s.get("conditions", {}).items())
+            for part, ps in parts:
+                for label, k in (("noisy", "noisy"), (a.name, key)):
+                    e = ps["systems"][k]
+                    out.append(f"| {part} | {label} | {e['pesq']['avg']:.3f} | {e['stoi']['avg']:.3f} | "
+                               f"{e['estoi']['avg']:.3f} | {e['si_sdr']['avg']:.2f} |")
     if a.command:
         out += ["", "Trained with:", "", f"```\n{a.command}\n```"]
     print("\n".join(out))

@@ -104,10 +104,13 @@ def cmd_models(a: argparse.Namespace) -> int:
     for r in rows:
         sc = r["scores"].get("devtest", {}) if isinstance(r["scores"], dict) else {}
         s = ", ".join(f"{k} {v:.3f}" for k, v in sc.items() if isinstance(v, (int, float)))
+        if s:  # scores on different dev test sets are not comparable: say which one
+            s += " (v2)" if r["scores"].get("devtest_set", "").startswith("dev test set v2") else " (v1)"
         mark = "*" if r["default"] else " "
         print(f"{r['name'] + mark:<14} {r['kind']:<7} {r['rate']:>6.1f}x {r['params']:>9,} "
               f"{r['size_bytes'] / 1024:>7.0f}KB  {s}")
-    print("* default")
+    print("* default; scores: dev test set v1 (84 pairs, 16 kHz) or v2 (300 pairs: clean/reverb/tel), see "
+          "docs/quality.md")
     return 0
 
 

@@ -57,7 +57,9 @@ def test_shipped_model_keeps_its_scores_on_the_regression_pair(name):
     assert got["pesq"] == pytest.approx(want["pesq"], abs=0.05)
     assert got["stoi"] == pytest.approx(want["stoi"], abs=0.01)
     before = scores(clean, noisy, rate, which=("pesq", "stoi"))
-    assert got["pesq"] > before["pesq"] + 0.1 and got["stoi"] >= before["stoi"]
+    # This clip is one of the few where the v2 default (mpo-10x-v2) lowers STOI (0.884 -> 0.855); on dev test set
+    # v2 it lowers STOI by more than 0.01 on 44 of 300 files, the previous default on 66 (docs/quality.md).
+    assert got["pesq"] > before["pesq"] + 0.1 and got["stoi"] >= before["stoi"] - 0.035
 
 
 def test_full_band_input_scores_as_at_16k_and_keeps_the_band_above():
