@@ -119,7 +119,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     names = [m for m in a.models.split(",") if m] or None
     try:
         summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet,
-                           shard=a.shard, with_dnsmos=a.dnsmos)
+                           shard=a.shard, with_dnsmos=a.dnsmos, compare=a.compare)
         if a.report:
             from pathlib import Path
 
@@ -131,6 +131,15 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    from .stats import parse_pairs
+
+    try:
+        return parse_pairs(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_evaluate_merge(a: argparse.Namespace) -> int:
@@ -246,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--dnsmos", choices=["auto", "on", "off"], default="auto",
                    help="DNSMOS P.835 (SIG, BAK, OVRL; no reference needed; pip install -e '.[dnsmos]'): auto = "
                         "when installed, and always for a test set without clean/")
+    v.add_argument("--compare", type=_pairs, default=None, metavar="A:B[,C:D]",
+                   help="paired differences A minus B over files with 95%% bootstrap intervals (overall and per "
+                        "condition), in summary.json and summary.md; significant = interval excludes zero")
     v.set_defaults(fn=cmd_evaluate)
 
     mg = sub.add_parser("evaluate-merge", help="join the output folders of 'evaluate --shard K/N' runs")

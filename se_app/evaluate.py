@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import audio, baselines, dnsmos, registry
+from . import audio, baselines, dnsmos, registry, stats
 from . import shard as shards
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
@@ -87,9 +87,10 @@ def _systems(names: list[str] | None) -> list[str]:
 
 def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,
              limit: int | None = None, progress: bool = True, shard: tuple[int, int] | None = None,
-             with_dnsmos: str = "auto") -> dict:
+             with_dnsmos: str = "auto", compare: list[tuple[str, str]] | None = None) -> dict:
     """Score noisy input and models; returns the summary dict (also written to out_dir).  ``shard`` (K, N):
-    only the K-th of N parts of the (limited) file list; ``with_dnsmos``: auto | on | off."""
+    only the K-th of N parts of the (limited) file list; ``with_dnsmos``: auto | on | off; ``compare``: (A, B)
+    system pairs whose paired differences get bootstrap intervals (se_app/stats.py), per condition too."""
     out = Path(out_dir)
     files = inputs(testset)[:limit]
     total = len(files)
@@ -97,6 +98,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     has_clean = files[0][1] is not None if files else (Path(testset) / "clean").is_dir()
     dn = dnsmos.wanted(with_dnsmos, has_clean)
     names = _systems(models)
+    stats.check_names(compare or [], ["noisy", *names, *(Path(n).stem for n in names)])
     out.mkdir(parents=True, exist_ok=True)
     loaded = [(audio.read(n), audio.read(c) if c else None, n.name) for n, c in files]
     known = set(registry.read()["models"])
@@ -126,7 +128,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
         for m in present(rows):
             r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
     info = {"index": shard[0], "count": shard[1], "total_files": total, "testset": str(testset)} if shard else None
-    return write_outputs(out, rows, meta, testset, info)
+    return write_outputs(out, rows, meta, testset, info, compare)
 
 
 def present(rows: list[dict]) -> list[str]:
@@ -135,7 +137,8 @@ def present(rows: list[dict]) -> list[str]:
     return [m for m in (*METRICS, *dnsmos.KEYS) if m in have]
 
 
-def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, shard: dict | None = None) -> dict:
+def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, shard: dict | None = None,
+                  compare: list[tuple[str, str]] | None = None) -> dict:
     """per_file.csv, summary.json (+ ``shard`` for a shard, whose rows also go to per_file.json at full
     precision for :mod:`se_app.evalmerge`), summary.md, by_noise.md and rates.png; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,8 @@ def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, 
     condition = condition_of(testset)
     if condition:
         summary["conditions"] = by_condition(rows, meta, condition)
+    if compare and rows:
+        summary["comparisons"] = stats.compare(rows, compare, condition)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     if rows:  # an empty shard (more shards than files) has nothing to plot
@@ -258,6 +263,8 @@ def markdown(summary: dict) -> str:
                      f"{e['rtf']:.4f} | {e['pesq_nan']} |")
     if summary.get("conditions"):
         lines += ["", "## By condition", "", conditions_markdown(summary["conditions"], _order(summary))]
+    if summary.get("comparisons"):
+        lines += ["", stats.markdown(summary["comparisons"])]
     return "\n".join(lines) + "\n"
 
 
