@@ -273,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(a.verbose)
     if getattr(a, "snrs", None):
         a.snrs = [int(x) if float(x).is_integer() else x for x in a.snrs]
-    return a.fn(a)
+    try:
+        return a.fn(a)
+    except BrokenPipeError:  # output piped into `head` and the like, which stopped reading: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -57,15 +57,15 @@ def test_shipped_model_keeps_its_scores_on_the_regression_pair(name):
     assert got["pesq"] == pytest.approx(want["pesq"], abs=0.05)
     assert got["stoi"] == pytest.approx(want["stoi"], abs=0.01)
     before = scores(clean, noisy, rate, which=("pesq", "stoi"))
-    # This clip is one of the few where the v2 default (mpo-10x-v2) lowers STOI (0.884 -> 0.855); on dev test set
-    # v2 it lowers STOI by more than 0.01 on 44 of 300 files, the previous default on 66 (docs/quality.md).
-    assert got["pesq"] > before["pesq"] + 0.1 and got["stoi"] >= before["stoi"] - 0.035
+    # This clip is one of the few where the v2 default (mpo-10x-v2) lowers STOI a little (0.884 -> 0.877), and it
+    # scores below the previous default here (PESQ 1.598 vs 1.709), while it is ahead on dev test set v2 (300 pairs).
+    assert got["pesq"] > before["pesq"] + 0.1 and got["stoi"] >= before["stoi"] - 0.01
 
 
 def test_full_band_input_scores_as_at_16k_and_keeps_the_band_above():
     """The pair at 48 kHz (FFT-resampled: the band up to 8 kHz kept) scores within 0.02 PESQ / 0.005 STOI of
     16 kHz; before the band split soxr's roll-off emptied the model's top bins: 0.12 PESQ and 0.04 STOI
-    lower.  Clean speech's band above 8 kHz (here its 4-8 kHz band moved up) is kept within 1 dB."""
+    lower.  Clean speech's band above 8 kHz (here its 4-8 kHz band moved up) is kept within 2 dB."""
     from scipy import signal
 
     enh, rate = Enhancer.load(None), 48000
@@ -83,4 +83,5 @@ def test_full_band_input_scores_as_at_16k_and_keeps_the_band_above():
     x = (c48 + top).astype(np.float32)
     out = np.fft.rfft(enh.enhance(x, rate))
     kept = (np.abs(out[f >= 8500]) ** 2).sum() / (np.abs(np.fft.rfft(x)[f >= 8500]) ** 2).sum()
-    assert 10 * np.log10(kept) > -1.0
+    # -0.3 dB with mpo-20x-kd-pf; -1.3 dB with mpo-10x-v2, which lowers clean speech's own 4-7.4 kHz band a little
+    assert 10 * np.log10(kept) > -2.0
