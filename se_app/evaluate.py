@@ -124,8 +124,9 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
     base = {(r["file"]): r for r in rows if r["system"] == "noisy"}
+    metrics = present(rows)
     for r in rows:
-        for m in present(rows):
+        for m in metrics:
             r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
     info = {"index": shard[0], "count": shard[1], "total_files": total, "testset": str(testset)} if shard else None
     return write_outputs(out, rows, meta, testset, info, compare)
@@ -186,11 +187,12 @@ def _snr_key(s: str) -> float:
 def _summarise(rows: list[dict], meta: dict) -> dict:
     snrs = sorted({r["snr"] for r in rows}, key=_snr_key)
     out = {"snrs": snrs, "files": len({r["file"] for r in rows}), "systems": {}}
+    metrics = present(rows)
     for system, m in meta.items():
         mine = [r for r in rows if r["system"] == system]
         entry = dict(m)
         entry["pesq_nan"] = sum(1 for r in mine if math.isnan(r.get("pesq", 0.0)))
-        for metric in present(rows):
+        for metric in metrics:
             entry[metric] = {s: _mean([r[metric] for r in mine if r["snr"] == s]) for s in snrs}
             entry[metric]["avg"] = _mean([r[metric] for r in mine])
         out["systems"][system] = entry

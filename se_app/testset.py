@@ -29,13 +29,18 @@ def _recording(stem: str) -> str:
     return re.sub(r"__(train|valid|test)$", "", stem)
 
 
-def noise_of(testset: str | Path) -> dict[str, str]:
-    """File name -> the (first) noise recording behind it, from DIR/pairs.csv; empty when there is none."""
+def _listing(testset: str | Path) -> list[dict]:
+    """The rows of DIR/pairs.csv; none when there is no such file."""
     path = Path(testset) / PAIRS_CSV
     if not path.exists():
-        return {}
+        return []
     with open(path, newline="") as f:
-        return {r["name"]: r["noise"].split("+")[0] for r in csv.DictReader(f)}
+        return list(csv.DictReader(f))
+
+
+def noise_of(testset: str | Path) -> dict[str, str]:
+    """File name -> the (first) noise recording behind it, from DIR/pairs.csv; empty when there is none."""
+    return {r["name"]: r["noise"].split("+")[0] for r in _listing(testset)}
 
 
 def snr_of(name: str) -> str:
@@ -50,11 +55,7 @@ TEL_RATE = 8000
 
 def condition_of(testset: str | Path) -> dict[str, str]:
     """File name -> its condition, from DIR/pairs.csv; empty when there is none (or it has no such column)."""
-    path = Path(testset) / PAIRS_CSV
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        return {r["name"]: r["condition"] for r in csv.DictReader(f) if r.get("condition")}
+    return {r["name"]: r["condition"] for r in _listing(testset) if r.get("condition")}
 
 
 def excerpt(clip: data.Clip, seconds: float, rng: np.random.Generator) -> tuple[data.Clip, float]:

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 LOG_FIELDS = ["step", "epoch", "train_loss", "val_loss", "val_pesq", "val_stoi", "lr", "sparsity", "elapsed_s"]
 
 
+# The mixing of the models trained before session 6: no reverberation, band limits, babble or clipping.
+PLAIN_RECIPE = dict(reverb=0.0, bandlimit=0.0, babble=0.0, clipping=0.0, sim_rooms=0)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 6000
@@ -67,7 +71,7 @@ class TrainConfig:
     def from_checkpoint(cls, d: dict) -> "TrainConfig":
         """From a checkpoint's saved recipe.  One saved before the recipe had reverberation (no ``reverb`` key)
         was trained on plain mixtures, so it gets the plain recipe, not today's defaults."""
-        legacy = {} if "reverb" in d else dict(reverb=0.0, bandlimit=0.0, babble=0.0, clipping=0.0, sim_rooms=0)
+        legacy = {} if "reverb" in d else PLAIN_RECIPE
         return cls.from_dict({**legacy, **d})
 
 

@@ -11,13 +11,12 @@ from se_app import checkpoint, data
 from se_app.model import ModelConfig
 from se_app.stft import STFTConfig
 from se_app.data import rooms
-from se_app.train import TrainConfig, loss_fn, to_batch, train, training_mixer
+from se_app.train import PLAIN_RECIPE, TrainConfig, loss_fn, to_batch, train, training_mixer
 
 # The plain recipe (no reverberation, band limits, babble or clipping) keeps these smoke runs tiny and their loss
 # curves comparable with earlier sessions; the recipe itself is tested in test_recipe.py.
-PLAIN = dict(reverb=0.0, bandlimit=0.0, babble=0.0, clipping=0.0, sim_rooms=0)
 TINY_TRAIN = dict(steps=60, batch=4, seconds=1.0, epoch_steps=20, valid_count=4, valid_pesq_count=2, lr=3e-3,
-                  warmup=5, **PLAIN)
+                  warmup=5, **PLAIN_RECIPE)
 
 
 def test_smoke_training_loss_falls_and_resume_matches(corpus_dir, tmp_path):
