@@ -29,7 +29,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     train_cfg = TrainConfig.from_dict({**conf.get("train", {}), **tc})
     mc = dict(conf.get("model", {}))
     mc.update({k: v for k, v in {"kind": a.kind, "hidden": a.hidden, "layers": a.layers,
-                                 "n_factors": a.factors, "lookahead": a.lookahead}.items() if v is not None})
+                                 "n_factors": a.factors, "lookahead": a.lookahead,
+                                 "bond_profile": a.bond_profile}.items() if v is not None})
     if a.bonds:
         mc["bonds"] = tuple(a.bonds)
     if a.rate is not None:
@@ -92,6 +93,9 @@ def add_commands(sub) -> None:
     t.add_argument("--hidden", type=int, help="LSTM units per layer")
     t.add_argument("--layers", type=int, help="LSTM layers")
     t.add_argument("--factors", type=int, help="MPO factors per matrix (2..5)")
+    t.add_argument("--bond-profile", choices=["uniform", "mountain"],
+                   help="mpo with --rate: about the same bond dimension everywhere (uniform), or bonds shaped like "
+                        "the exact ones, largest in the middle (mountain) (default: uniform)")
     t.add_argument("--lookahead", type=int, help="frames of look-ahead (16 ms each; 0 = causal)")
     t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
     for f, kind, what in TRAIN_OPTIONS:
@@ -114,7 +118,7 @@ def add_commands(sub) -> None:
     recipe.add_argument("--target", choices=["reverb", "early", "dry"],
                         help="target under reverberation: the reverberant speech, its first 50 ms, or the dry "
                              "speech (reverb)")
-    t.add_argument("--teacher", help="checkpoint whose masks are blended into the target (distillation)")
+    t.add_argument("--teacher", help="checkpoint to distil from: the loss is also taken against its output (--kd-weight)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.add_argument("--reset-best", action="store_true",

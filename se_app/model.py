@@ -36,12 +36,17 @@ class ModelConfig:
     # so it has seen L future frames.  Adds L hops of latency; 0 keeps the model strictly causal.
     lookahead: int = 0
     rank: int = 0
+    # How ``mpo_rate`` is spread over the bonds (mpo.PROFILES): "uniform" (about the same D everywhere) or
+    # "mountain" (the shape of the exact bond dimensions, largest in the middle).  Only read by :meth:`resolve`.
+    bond_profile: str = "uniform"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["bonds"] = list(self.bonds)
         if not self.rank:  # only low-rank models record it: other checkpoints keep their earlier layout
             del d["rank"]
+        if self.bond_profile == "uniform":  # likewise
+            del d["bond_profile"]
         return d
 
     @classmethod
@@ -59,7 +64,7 @@ class ModelConfig:
         h = self.hidden
         shapes = [(4 * h, self.n_bins if k == 0 else h) for k in range(self.layers)]
         shapes = [s for r, c in shapes for s in ((r, c), (4 * h, h))]
-        bonds = tuple(mpo.solve_bond_dims(shapes, self.n_factors, self.mpo_rate))
+        bonds = tuple(mpo.solve_bond_dims(shapes, self.n_factors, self.mpo_rate, self.bond_profile))
         return ModelConfig(**{**asdict(self), "bonds": bonds})
 
 

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from . import checkpoint, data
 from .enhancer import apply_model
 from .metrics import mean_pesq_stoi, pesq_score
+from .losses import aligned, distilled_loss, loss_fn, teacher_targets, to_batch  # noqa: F401 (re-exported)
 from .model import MaskNet, ModelConfig
-from .stft import STFTConfig, log_power, stft
+from .stft import STFTConfig, log_power
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["step", "epoch", "train_loss", "val_loss", "val_pesq", "val_stoi", "lr", "sparsity", "elapsed_s"]
@@ -41,8 +42,8 @@ class TrainConfig:
     loss: str = "irm"  # "irm", "irm+mag", "cmag", "cmag+irm": see loss_fn
     noise_speed: float = 0.0  # > 1: half the noise segments are resampled by a factor in [1/x, x] (0: off)
     speech_fraction: float = 1.0  # < 1: train on a fixed subset of the speech clips (data-size ablation)
-    teacher: str = ""  # checkpoint whose masks are blended into the target (knowledge distillation); "" = off
-    kd_weight: float = 0.5  # target = (1 - w) * IRM + w * teacher mask, when a teacher is given
+    teacher: str = ""  # checkpoint to distil from (knowledge distillation); "" = off
+    kd_weight: float = 0.5  # loss = (1 - w) x loss to the truth + w x loss to the teacher (losses.distilled_loss)
     # Data recipe (shares of examples; see data.MixConfig) and the simulated rooms behind the reverberation.
     reverb: float = 0.5
     noise_reverb: float = 0.5
@@ -89,63 +90,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def to_batch(examples: list[data.Example], stft_cfg: STFTConfig):
-    """Examples -> noisy spectrum (B, T, F), IRM target (B, T, F), clean (target) spectrum (B, T, F) complex,
-    bin weights (B, 1, F)."""
-    noisy = torch.from_numpy(np.stack([e.noisy for e in examples]))
-    clean = torch.from_numpy(np.stack([e.clean for e in examples]))
-    noise = torch.from_numpy(np.stack([e.noise for e in examples]))
-    X, S, N = stft(noisy, stft_cfg), stft(clean, stft_cfg), stft(noise, stft_cfg)
-    ps, pn = S.abs().square(), N.abs().square()
-    irm = torch.sqrt(ps / (ps + pn + 1e-10))
-    bins = torch.arange(stft_cfg.n_bins)
-    weight = torch.stack([(bins < e.band_bins).float() for e in examples])[:, None, :]
-    return X, irm, S, weight
-
-
-def aligned(model: MaskNet, X: torch.Tensor, irm: torch.Tensor, clean: torch.Tensor, w: torch.Tensor):
-    """Masks for a batch, with targets cut to match: a look-ahead model has no mask for its last L frames
-    (their future is not in the example), so those frames drop out of the loss."""
-    mask = model.masks(log_power(X))
-    T = mask.shape[1]
-    return mask, X[:, :T], irm[:, :T], clean[:, :T], w
-
-
-def _compress(z: torch.Tensor, p: float = 0.3) -> torch.Tensor:
-    """|z|^p with z's phase (complex in, complex out); |z|^p alone for a real tensor."""
-    mag = z.abs() + 1e-8
-    return mag ** p if not z.is_complex() else z * (mag ** (p - 1))
-
-
-def loss_fn(mask: torch.Tensor, X: torch.Tensor, irm: torch.Tensor, clean: torch.Tensor,
-            weight: torch.Tensor, kind: str) -> torch.Tensor:
-    """Band-weighted loss (bins above a band-limited example's band get weight 0).  mask, irm (B, T, F) real;
-    X, clean (B, T, F) complex spectra of the noisy input and the target.
-
-    - ``irm``: MSE between mask and ideal ratio mask (the paper's).
-    - ``irm+mag``: plus MSE of 0.3-power-compressed magnitudes of mask * |X| and |clean|.
-    - ``cmag``: a loss on the enhanced signal itself: 0.7 x MSE of compressed magnitudes + 0.3 x MSE of the
-      compressed complex spectra (the estimate keeps the noisy phase), as in DeepFilterNet/GTCRN-style losses.
-    - ``cmag+irm``: cmag plus half the IRM-MSE (the mask term keeps low-SNR bins from being over-suppressed).
-    """
-    w = weight.expand_as(mask)
-
-    def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return ((a - b).abs().square() * w).sum() / w.sum()
-
-    if kind == "irm":
-        return mse(mask, irm)
-    est = mask * X
-    if kind == "irm+mag":
-        return mse(mask, irm) + mse(_compress(est.abs()), _compress(clean.abs()))
-    cmag = 0.7 * mse(_compress(est.abs()), _compress(clean.abs())) + 0.3 * mse(_compress(est), _compress(clean))
-    if kind == "cmag":
-        return cmag
-    if kind == "cmag+irm":
-        return cmag + 0.5 * mse(mask, irm)
-    raise ValueError(f"unknown loss {kind!r}")
 
 
 @torch.no_grad()
@@ -278,14 +222,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
         if pruned and step % cfg.prune_every == 0:
             model.core.prune_to(cubic_sparsity(step, model.cfg.sparsity, p0, p1))
         X, irm, mag, w = to_batch(batches.get(step), stft_cfg)
-        if teacher is not None:
-            with torch.no_grad():
-                tm = teacher.masks(log_power(X))
-            T = tm.shape[1]
-            irm = torch.cat([(1 - cfg.kd_weight) * irm[:, :T] + cfg.kd_weight * tm, irm[:, T:]], dim=1)
+        taught = teacher_targets(teacher, X, irm, mag) if teacher is not None else None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss = loss_fn(*aligned(model, X, irm, mag, w), cfg.loss)
+        loss = distilled_loss(*aligned(model, X, irm, mag, w), cfg.loss, taught, cfg.kd_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)

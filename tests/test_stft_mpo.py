@@ -68,3 +68,29 @@ def test_bond_solver_reaches_target_rate(rate):
     dims = mpo.solve_bond_dims(shapes, 4, rate)
     got = mpo.mpo_rate(shapes, 4, dims)
     assert abs(got / rate - 1) <= 0.02  # claimed rates must hold by parameter count (issue 4: within 5 %)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+@pytest.mark.parametrize("rate", [5, 20, 100])
+def test_mountain_profile_reaches_the_rate_with_the_largest_bonds_in_the_middle(n, rate):
+    shapes = [(1024, 257), (1024, 256), (1024, 256), (1024, 256)]
+    dims = mpo.solve_bond_dims(shapes, n, rate, "mountain")
+    assert abs(mpo.mpo_rate(shapes, n, dims) / rate - 1) <= 0.05
+    uniform = mpo.solve_bond_dims(shapes, n, rate)
+    assert dims != uniform
+    if n >= 4:  # three bonds or more: rises to the middle, falls again
+        middle = max(dims[1:-1])
+        assert middle >= 2 * dims[0] and middle >= 2 * dims[-1]
+
+
+def test_bond_profile_is_a_model_setting_kept_out_of_old_layouts():
+    from se_app.model import MaskNet, ModelConfig
+
+    plain = ModelConfig(kind="mpo", mpo_rate=20)
+    assert "bond_profile" not in plain.to_dict() and MaskNet(plain).cfg.bonds == (16, 15, 16)
+    m = MaskNet(ModelConfig(kind="mpo", mpo_rate=20, bond_profile="mountain"))
+    assert m.cfg.bonds[1] > 2 * max(m.cfg.bonds[0], m.cfg.bonds[2])
+    again = ModelConfig.from_dict(m.cfg.to_dict())
+    assert again == m.cfg and MaskNet(again).cfg.bonds == m.cfg.bonds
+    with pytest.raises(ValueError, match="bond profile"):
+        MaskNet(ModelConfig(kind="mpo", mpo_rate=20, bond_profile="valley"))

@@ -8,7 +8,7 @@ import torch
 
 from conftest import rir_like, speechlike
 from se_app import checkpoint, data
-from se_app.model import ModelConfig
+from se_app.model import MaskNet, ModelConfig
 from se_app.stft import STFTConfig
 from se_app.data import rooms
 from se_app.train import PLAIN_RECIPE, TrainConfig, loss_fn, to_batch, train, training_mixer
@@ -88,6 +88,33 @@ def test_distillation_target_follows_the_teacher(corpus_dir, tmp_path):
     assert ck["provenance"]["train"]["teacher"].endswith("teacher.pt")
     with torch.no_grad():
         assert float(student.masks(feats).mean()) > float(plain.masks(feats).mean()) + 0.1
+
+
+@pytest.mark.parametrize("kind", ["irm", "cmag", "cmag+irm"])
+def test_distillation_works_for_every_loss(corpus_dir, kind):
+    """A student that equals its teacher has zero loss at kd_weight 1, whatever the loss (the cmag losses once
+    ignored the teacher); at kd_weight 0.5 the loss is the mean of the two terms.  A teacher with a longer
+    look-ahead leaves the student's last frames to the ground truth."""
+    from se_app.losses import aligned, distilled_loss, loss_fn, teacher_targets
+
+    corpus = data.load_corpus(data.list_corpus(str(corpus_dir), "train"))
+    mixer = data.Mixer(corpus, seconds=1.0)
+    rng = np.random.default_rng(3)
+    X, irm, clean, w = to_batch([mixer.mix(rng) for _ in range(2)], STFTConfig())
+    torch.manual_seed(0)
+    student = MaskNet(ModelConfig(hidden=8, lookahead=1))
+    with torch.no_grad():
+        taught = teacher_targets(student, X, irm, clean)
+        args = aligned(student, X, irm, clean, w)
+        assert float(distilled_loss(*args, kind, taught, 1.0)) == pytest.approx(0.0, abs=1e-9)
+        truth = float(loss_fn(*args, kind))
+        assert truth > 1e-3 and float(distilled_loss(*args, kind, taught, 0.0)) == pytest.approx(truth)
+        assert float(distilled_loss(*args, kind, taught, 0.5)) == pytest.approx(truth / 2, rel=1e-5)
+        slow = MaskNet(ModelConfig(hidden=8, lookahead=3))
+        t_irm, t_clean = teacher_targets(slow, X, irm, clean)
+        T = X.shape[1] - 3
+        assert torch.equal(t_irm[:, T:], irm[:, T:]) and torch.equal(t_clean[:, T:], clean[:, T:])
+        assert not torch.equal(t_irm[:, :T], irm[:, :T])
 
 
 @pytest.mark.parametrize("reset", [False, True])
