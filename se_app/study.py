@@ -1,0 +1,179 @@
+"""The compression study v2 (issue 16) as a table of training jobs, their state on disk, and a runner.
+
+Every model sees the same number of training examples on the issue-12 recipe (reverberation, band limits,
+babble, clipping; ``cmag`` loss; look-ahead 2):
+
+- ``dense-init``: a dense LSTM trained ``base`` steps from scratch: the common starting point.
+- ``dense``, ``pruned-<N>x``, ``mpo-<N>x-svd``: that model fine-tuned ``tune`` more steps (the same lower learning
+  rate and schedule), uncompressed, magnitude-pruned (gradual cubic schedule over the first half, then
+  fine-tuning at the final sparsity) or cut to MPO by SVD.  ``base + tune`` steps in all.
+- ``mpo-<N>x``: an MPO-LSTM trained from scratch ``base + tune`` steps.
+- Variants at 20x and 100x (issue 16 item 2): the "mountain" bond profile, three and five local tensors,
+  distillation from ``dense`` (MPO from scratch; pruning too, so neither side lacks a tool the other has),
+  and one-shot pruning.
+
+Each job is a resumable ``se-app train`` run in ``ROOT/<name>``; a job is done when its log reaches its steps.
+Jobs that start from another model wait for it.  The runner keeps ``workers`` jobs going, one thread each.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+RATES = (5, 10, 20, 50, 100)
+VARIANT_RATES = (20, 100)
+RECIPE = ("--loss", "cmag", "--lookahead", "2")
+SCRATCH_LR = ("--lr", "1e-3", "--warmup", "100")
+TUNE_LR = ("--lr", "3e-4", "--warmup", "50")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: its name (folder and registry name), steps, ``se-app train`` options, and the jobs
+    whose best checkpoint it starts from or distils from (they must be done first)."""
+
+    name: str
+    steps: int
+    args: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    what: str = ""
+    group: str = "main"  # "main": the paper-style table; "variant": issue 16 item 2
+
+
+def jobs(base: int = 2000, tune: int = 2000, root: str = "checkpoints/study2") -> list[Job]:
+    """The study's jobs, in a sensible order (the common start first, then one of each kind per rate)."""
+    init = f"{root}/dense-init/best.pt"
+    teacher = f"{root}/dense/best.pt"
+    total = base + tune
+    out = [Job("dense-init", base, ("--kind", "dense", *SCRATCH_LR), what="dense, from scratch (common start)"),
+           Job("dense", tune, ("--kind", "dense", "--init-from", init, *TUNE_LR), ("dense-init",),
+               "dense, fine-tuned (uncompressed reference)")]
+    for r in RATES:
+        out += [Job(f"mpo-{r}x", total, ("--kind", "mpo", "--rate", str(r), *SCRATCH_LR),
+                    what="MPO from scratch, uniform bonds, 4 local tensors"),
+                Job(f"pruned-{r}x", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *TUNE_LR,
+                                           "--prune-start", "0", "--prune-end", "0.5"), ("dense-init",),
+                    "magnitude pruning of dense-init, gradual (cubic) then fine-tuned"),
+                Job(f"mpo-{r}x-svd", tune, ("--kind", "mpo", "--rate", str(r), "--init-from", init, *TUNE_LR),
+                    ("dense-init",), "MPO by SVD of dense-init, fine-tuned")]
+    for r in VARIANT_RATES:
+        mpo = ("--kind", "mpo", "--rate", str(r), *SCRATCH_LR)
+        out += [Job(f"mpo-{r}x-mountain", total, (*mpo, "--bond-profile", "mountain"), what="MPO, mountain bonds",
+                    group="variant"),
+                Job(f"mpo-{r}x-f3", total, (*mpo, "--factors", "3"), what="MPO, 3 local tensors", group="variant"),
+                Job(f"mpo-{r}x-f5", total, (*mpo, "--factors", "5"), what="MPO, 5 local tensors", group="variant"),
+                Job(f"mpo-{r}x-kd", total, (*mpo, "--teacher", teacher), ("dense",),
+                    "MPO from scratch, distilled from dense", "variant"),
+                Job(f"pruned-{r}x-kd", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *TUNE_LR,
+                                              "--prune-start", "0", "--prune-end", "0.5", "--teacher", teacher),
+                    ("dense-init", "dense"), "pruning as pruned-<N>x, distilled from dense", "variant"),
+                Job(f"pruned-{r}x-oneshot", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init,
+                                                   *TUNE_LR, "--prune-start", "0", "--prune-end", "0"),
+                    ("dense-init",), "one-shot magnitude pruning, then fine-tuned", "variant")]
+    return out
+
+
+def steps_done(run: Path) -> int:
+    """The last validated step of a run folder (0 when it has not validated yet)."""
+    path = run / "log.csv"
+    if not path.exists():
+        return 0
+    rows = list(csv.DictReader(open(path)))
+    return int(rows[-1]["step"]) if rows else 0
+
+
+def select(names: list[str], known: list[Job]) -> list[Job]:
+    """The named jobs and every job they need, recursively, in study order.  KeyError for an unknown name."""
+    by_name = {j.name: j for j in known}
+    want, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in by_name:
+            raise KeyError(name)
+        if name not in want:
+            want.add(name)
+            stack.extend(by_name[name].needs)
+    return [j for j in known if j.name in want]
+
+
+def state(job: Job, root: Path, known: list[Job]) -> str:
+    """done | partial (started, not finished: resumable) | ready | waiting (for the jobs it needs, from ``known``)."""
+    done = steps_done(root / job.name)
+    if done >= job.steps:
+        return "done"
+    if done > 0:
+        return "partial"
+    steps = {j.name: j.steps for j in known}
+    return "ready" if all(steps_done(root / n) >= steps[n] for n in job.needs) else "waiting"
+
+
+def command(job: Job, data: str, root: Path, minutes: float | None) -> list[str]:
+    """The ``se-app train`` command of a job (resumable: run it again and it continues)."""
+    cmd = ["se-app", "-q", "train", "--data", data, "-o", str(root / job.name), "--steps", str(job.steps),
+           *RECIPE, *job.args, "--threads", "1", "--resume"]
+    return cmd + (["--max-minutes", f"{minutes:.1f}"] if minutes is not None else [])
+
+
+def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float = 150.0,
+        launch: Callable[..., object] = subprocess.run) -> list[str]:
+    """Run unfinished jobs, ``workers`` at a time, until all are done or ``minutes`` are spent (a job stops at its
+    next validation after that; started jobs only, none after the deadline).  Returns the names finished."""
+    deadline = time.time() + 60 * minutes
+    root.mkdir(parents=True, exist_ok=True)
+    pending = [j for j in todo if state(j, root, todo) != "done"]
+    finished: list[str] = []
+    running: set[str] = set()
+
+    def next_job() -> Job | None:
+        for j in pending:
+            if j.name not in running and state(j, root, todo) in ("ready", "partial"):
+                pending.remove(j)
+                running.add(j.name)
+                return j
+        return None
+
+    def worker() -> None:
+        while time.time() < deadline - 120:  # no new job in the last two minutes
+            j = next_job()
+            if j is None:
+                if not pending or not running:
+                    return
+                time.sleep(5)  # a job it needs is still running
+                continue
+            left = (deadline - time.time()) / 60
+            with open(root / f"{j.name}.log", "a") as logf:
+                launch(command(j, data, root, left), stdout=logf, stderr=subprocess.STDOUT, check=False)
+            running.discard(j.name)
+            if state(j, root, todo) == "done":
+                finished.append(j.name)
+                log.info("study: %s done", j.name)
+            else:  # stopped by the deadline (resumable) or failed: say so, leave it for the next run
+                log.warning("study: %s stopped at step %d of %d", j.name, steps_done(root / j.name), j.steps)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(worker) for _ in range(workers)]:
+            f.result()
+    return finished
+
+
+def table(root: Path, todo: list[Job]) -> str:
+    """A Markdown table of the jobs: name, what, steps done / planned, state, best valid PESQ so far."""
+    lines = ["| job | what | steps | state | best valid PESQ |", "|---|---|---|---|---|"]
+    for j in todo:
+        rows = list(csv.DictReader(open(root / j.name / "log.csv"))) if (root / j.name / "log.csv").exists() else []
+        best = max((float(r["val_pesq"]) for r in rows), default=float("nan"))
+        lines.append(f"| {j.name} | {j.what} | {steps_done(root / j.name)} / {j.steps} | {state(j, root, todo)} | "
+                     f"{best:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m se_app.study: the plan
+    print(table(Path(sys.argv[1] if len(sys.argv) > 1 else "checkpoints/study2"), jobs()))

@@ -1,0 +1,81 @@
+"""The compression study v2 job table and runner (se_app/study.py), without training anything."""
+import csv
+from pathlib import Path
+
+import pytest
+
+from se_app import study
+from se_app.cli import parser
+
+
+def _log(root: Path, name: str, step: int) -> None:
+    (root / name).mkdir(parents=True, exist_ok=True)
+    with open(root / name / "log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["step", "val_pesq"])
+        w.writeheader()
+        w.writerow({"step": step, "val_pesq": 1.5})
+
+
+def test_every_model_sees_the_same_examples_and_starts_from_jobs_that_come_first():
+    todo = study.jobs(base=300, tune=200)
+    names = [j.name for j in todo]
+    assert len(set(names)) == len(names)
+    by = {j.name: j for j in todo}
+    for j in todo:
+        assert all(names.index(n) < names.index(j.name) for n in j.needs)
+        start = j.args[j.args.index("--init-from") + 1] if "--init-from" in j.args else ""
+        before = sum(by[n].steps for n in j.needs if start.endswith(f"/{n}/best.pt"))  # of the model it starts from
+        assert j.name == "dense-init" or j.steps + before == 500, j.name
+    main = {j.name for j in todo if j.group == "main"}
+    for r in study.RATES:
+        assert {f"mpo-{r}x", f"pruned-{r}x", f"mpo-{r}x-svd"} <= main
+    for r in study.VARIANT_RATES:
+        assert {f"mpo-{r}x-mountain", f"mpo-{r}x-f3", f"mpo-{r}x-f5", f"mpo-{r}x-kd", f"pruned-{r}x-kd"} <= set(names)
+
+
+def test_every_job_command_is_a_valid_train_command():
+    for j in study.jobs():
+        cmd = study.command(j, "../shared/data", Path("runs/s"), 12.0)
+        a = parser().parse_args(cmd[1:])
+        assert a.fn.__name__ == "cmd_train" and a.steps == j.steps and a.resume and a.max_minutes == 12.0
+        assert a.loss == "cmag" and a.lookahead == 2 and a.output == f"runs/s/{j.name}"
+        assert (a.kind == "pruned") == j.name.startswith("pruned")
+
+
+def test_state_follows_the_logs_and_select_adds_what_a_job_needs(tmp_path):
+    todo = study.jobs(base=300, tune=200)
+    by = {j.name: j for j in todo}
+    assert study.state(by["mpo-20x-svd"], tmp_path, todo) == "waiting"
+    _log(tmp_path, "dense-init", 250)
+    assert study.state(by["dense-init"], tmp_path, todo) == "partial"
+    assert study.state(by["mpo-20x-svd"], tmp_path, todo) == "waiting"
+    _log(tmp_path, "dense-init", 300)
+    assert study.state(by["dense-init"], tmp_path, todo) == "done"
+    assert study.state(by["mpo-20x-svd"], tmp_path, todo) == "ready"
+    assert [j.name for j in study.select(["mpo-20x-kd"], todo)] == ["dense-init", "dense", "mpo-20x-kd"]
+    with pytest.raises(KeyError):
+        study.select(["mpo-7x"], todo)
+    assert "| dense-init | " in study.table(tmp_path, todo) and "300 / 300 | done" in study.table(tmp_path, todo)
+
+
+def test_runner_runs_jobs_after_what_they_need_and_skips_finished_ones(tmp_path):
+    todo = study.select(["pruned-20x", "mpo-20x"], study.jobs(base=300, tune=200))
+    _log(tmp_path, "mpo-20x", 500)  # already finished: not launched again
+    order = []
+
+    def launch(cmd, **kw):
+        name = Path(cmd[cmd.index("-o") + 1]).name
+        job = next(j for j in todo if j.name == name)
+        assert study.state(job, tmp_path, todo) in ("ready", "partial")
+        order.append(name)
+        _log(tmp_path, name, job.steps)
+
+    done = study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=launch)
+    assert order == ["dense-init", "pruned-20x"] and sorted(done) == ["dense-init", "pruned-20x"]
+
+
+def test_a_failed_job_is_reported_and_its_dependants_are_not_started(tmp_path):
+    todo = study.select(["mpo-20x-svd"], study.jobs(base=300, tune=200))
+    order = []
+    done = study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=lambda cmd, **kw: order.append(cmd))
+    assert len(order) == 1 and done == [] and study.state(todo[1], tmp_path, todo) == "waiting"
