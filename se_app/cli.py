@@ -118,8 +118,14 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     names = [m for m in a.models.split(",") if m] or None
     try:
+        compare = a.compare
+        if a.report:  # the report gives every MPO-vs-pruned difference with its interval
+            from .evaluate import systems
+            from .report import study_pairs
+
+            compare = list(dict.fromkeys([*(compare or []), *study_pairs(systems(names))]))
         summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet,
-                           shard=a.shard, with_dnsmos=a.dnsmos, compare=a.compare)
+                           shard=a.shard, with_dnsmos=a.dnsmos, compare=compare)
         if a.report:
             from pathlib import Path
 

@@ -66,7 +66,7 @@ def inputs(testset: str | Path) -> list[tuple[Path, Path | None]]:
     return found
 
 
-def _systems(names: list[str] | None) -> list[str]:
+def systems(names: list[str] | None) -> list[str]:
     """Names to score: ``None`` or an ``all`` entry expands to every registered model (in registry order)."""
     names = list(names or ["all"])
     if "all" in names:
@@ -97,7 +97,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     files = shards.select(files, shard, key=lambda f: str(f[0].relative_to(Path(testset) / "noisy")))
     has_clean = files[0][1] is not None if files else (Path(testset) / "clean").is_dir()
     dn = dnsmos.wanted(with_dnsmos, has_clean)
-    names = _systems(models)
+    names = systems(models)
     stats.check_names(compare or [], ["noisy", *names, *(Path(n).stem for n in names)])
     out.mkdir(parents=True, exist_ok=True)
     loaded = [(audio.read(n), audio.read(c) if c else None, n.name) for n, c in files]

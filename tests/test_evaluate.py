@@ -68,6 +68,34 @@ def test_report_counts_registered_mpo_against_pruning_rate_by_rate():
     assert {r["mpo"] for r in rows if not r["counted"]} == {"scratch-20x", "mpo-20x-pf", "mpo-20x-scratch"}
 
 
+def test_report_gives_each_mpo_pruned_difference_its_interval_overall_and_per_condition(monkeypatch):
+    from se_app import registry, report
+
+    fake = {"models": {"mpo-20x": {"kind": "mpo", "rate": 20.0}, "mpo-20x-svd": {"kind": "mpo", "rate": 20.9},
+                       "pruned-20x": {"kind": "pruned", "rate": 20.0}, "pruned-5x": {"kind": "pruned", "rate": 5.0},
+                       "lstm-dense": {"kind": "dense", "rate": 1.0}}}
+    monkeypatch.setattr(registry, "read", lambda root=None: fake)
+    pairs = report.study_pairs(["mpo-20x", "mpo-20x-svd", "pruned-20x", "pruned-5x", "lstm-dense", "noisereduce"])
+    assert pairs == [("mpo-20x", "pruned-20x"), ("mpo-20x-svd", "pruned-20x")]
+
+    def ci(a, b, part, mean, lo, hi):
+        return {"a": a, "b": b, "metric": "pesq", "part": part, "mean": mean, "lo": lo, "hi": hi, "n": 9, "nan": 0,
+                "significant": lo > 0 or hi < 0}
+
+    summary = {"systems": {"mpo-20x": _sys("mpo", 20.0, 1.60), "mpo-20x-svd": _sys("mpo", 20.9, 1.40, "mpo-svd"),
+                           "pruned-20x": _sys("pruned", 20.0, 1.50)},
+               "comparisons": [ci("mpo-20x", "pruned-20x", "all", 0.1, 0.04, 0.16),
+                               ci("mpo-20x", "pruned-20x", "reverb", 0.1, -0.02, 0.2),
+                               ci("mpo-20x", "pruned-20x", "tel", 0.12, 0.01, 0.2),
+                               ci("mpo-20x-svd", "pruned-20x", "all", -0.1, -0.2, 0.01)]}
+    monkeypatch.setattr(report, "markdown", lambda summary: "")  # the full tables need per-SNR scores
+    page = report.render(summary, "se-app evaluate", "x.png")
+    assert "| 20.0x | mpo-20x | mpo | 1.600 | pruned-20x | 1.500 | +0.100 | [+0.040, +0.160] | **yes** | yes |" in page
+    assert "| mpo-20x-svd | mpo-svd | 1.400 | pruned-20x | 1.500 | -0.100 | [-0.200, +0.010] | no | no |" in page
+    assert "significantly higher at 1, significantly lower at 0" in page
+    assert "| mpo-20x | pruned-20x | +0.100 [-0.020, +0.200] | +0.120 [+0.010, +0.200] * |" in page
+
+
 def test_metrics_sanity():
     clean = speechlike(2.0, seed=3)
     noisy = clean + 0.05 * np.random.default_rng(0).standard_normal(len(clean)).astype(np.float32)
@@ -87,11 +115,11 @@ def test_pesq_rejection_is_nan_not_a_crash():
 
 
 def test_all_expands_to_every_registered_model_and_keeps_extra_names(tiny_registry):
-    from se_app.evaluate import _systems
+    from se_app.evaluate import systems
 
     registered = ["tiny-dense", "tiny-mpo", "tiny-pruned"]
-    assert sorted(_systems(None)) == registered
-    names = _systems(["all", "noisereduce", "tiny-mpo"])
+    assert sorted(systems(None)) == registered
+    names = systems(["all", "noisereduce", "tiny-mpo"])
     assert sorted(names[:3]) == registered and names[3:] == ["noisereduce"]
 
 
