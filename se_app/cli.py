@@ -1,4 +1,5 @@
-"""``se-app``: enhance, export, compress, models, train, make-testset, evaluate.  A thin shell over the library."""
+"""``se-app``: enhance, export, compress, quantize, models, train, make-testset, evaluate.  A thin shell over
+the library."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import json
 import logging
 import sys
 
-from . import __version__, cli_train, registry
+from . import __version__, cli_compress, cli_train, registry
 from .audio import CHANNEL_POLICIES
 from .cliutil import decibels, exit_code, stop_on_sigterm
 from .shard import argument as shard_arg
@@ -74,20 +75,6 @@ def cmd_export(a: argparse.Namespace) -> int:
         return 2
     for p in paths:
         print(p)
-    return 0
-
-
-def cmd_compress(a: argparse.Namespace) -> int:
-    from .compress import compress_file, describe
-
-    try:
-        info = compress_file(a.model, a.rate, a.output)
-    except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
-        print(f"se-app: error: {e}", file=sys.stderr)
-        return 2
-    print(describe(info))
-    print(f"wrote {a.output}: use it with 'se-app enhance --model {a.output} ...', or register it with "
-          f"'se-app register NAME {a.output}'", file=sys.stderr)
     return 0
 
 
@@ -224,13 +211,7 @@ def parser() -> argparse.ArgumentParser:
                    help="e.g. model.onnx: writes model.step.onnx and model.whole.onnx beside it")
     x.set_defaults(fn=cmd_export)
 
-    c = sub.add_parser("compress", help="truncate a trained MPO (bond dimensions) or dense model (rank, by SVD) "
-                       "to a higher compression rate, without training")
-    c.add_argument("model", help="registry name or checkpoint path of an MPO, dense or low-rank model")
-    c.add_argument("--rate", type=float, required=True,
-                   help="target compression rate of W and U (as 'se-app models' reports it), at least the model's")
-    c.add_argument("-o", "--output", required=True, help="checkpoint to write (e.g. mpo-40x.pt)")
-    c.set_defaults(fn=cmd_compress)
+    cli_compress.add_commands(sub)
 
     m = sub.add_parser("models", help="list registered models")
     m.add_argument("--json", action="store_true")

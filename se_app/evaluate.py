@@ -110,7 +110,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
         for model_name in names:
             classical = model_name in baselines.NAMES
             enh = baselines.load(model_name) if classical else Enhancer.load(model_name)
-            size = 0 if classical else registry.resolve(model_name)[0].stat().st_size
+            size = 0 if classical else registry.size_of(registry.resolve(model_name)[0])
             spent, dur = 0.0, 0.0
             for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress):
                 t0 = time.perf_counter()

@@ -1,7 +1,9 @@
 """The model registry: ``models/registry.json`` maps names to checkpoint files with their sha256.
 
 Layout: {"default": NAME, "models": {NAME: {"file", "sha256", "kind", "rate", "params", "size_bytes",
-"scores", "card"}}}.  Files are checked against their hash before use.
+"scores", "card"}}}.  Files are checked against their hash before use.  ``size_bytes`` is the file's size,
+except for a quantised checkpoint (``se-app quantize``), whose file holds float32 copies: there it is the bytes
+of its compact int8 file (:func:`se_app.compact.storage_bytes`), so sizes compare what a model needs to ship.
 """
 from __future__ import annotations
 
@@ -66,6 +68,12 @@ def resolve(name_or_path: str | os.PathLike | None = None, root: Path | None = N
     raise ModelNotFound(f"no model named or at {key!r} (registered: {known})")
 
 
+def size_of(path: Path, ckpt: dict | None = None) -> int:
+    """Bytes a model takes to ship: its file's size, or for a quantised checkpoint its compact file's bytes."""
+    quant = ((ckpt if ckpt is not None else checkpoint.read(path)).get("provenance") or {}).get("quantize") or {}
+    return int(quant.get("bytes_quant") or Path(path).stat().st_size)
+
+
 def entry_for(path: Path, root: Path | None = None, card: str | None = None, scores: dict | None = None) -> dict:
     """A registry entry for a checkpoint file (kind, rate and params read from the file itself)."""
     root = root or models_dir()
@@ -83,7 +91,7 @@ def entry_for(path: Path, root: Path | None = None, card: str | None = None, sco
         "wu_dense": int(ckpt["wu_dense"]),
         "method": checkpoint.method_of(ckpt),
         "mask_power": float(ckpt["model"].get("mask_power", 1.0)),
-        "size_bytes": path.stat().st_size,
+        "size_bytes": size_of(path, ckpt),
         "scores": scores if scores is not None else ckpt.get("scores", {}),
         "card": card,
     }
