@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import audio, baselines, dnsmos, registry, stats
+from . import audio, baselines, dnsmos, plots, registry, stats
 from . import shard as shards
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
+from .plots import method_label as _method
 from .conditions import by_condition, conditions_markdown
 from .testset import condition_of, noise_of, pairs, snr_of
 
@@ -111,6 +112,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
             classical = model_name in baselines.NAMES
             enh = baselines.load(model_name) if classical else Enhancer.load(model_name)
             size = 0 if classical else registry.size_of(registry.resolve(model_name)[0])
+            compact_bytes = 0 if classical else stored_bytes(enh)
             spent, dur = 0.0, 0.0
             for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress):
                 t0 = time.perf_counter()
@@ -119,7 +121,7 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
                 dur += len(x) / sr
                 jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(y), sr, dn))))
             meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
-                              "size_bytes": size, "rtf": spent / max(dur, 1e-9),
+                              "size_bytes": size, "compact_bytes": compact_bytes, "rtf": spent / max(dur, 1e-9),
                               "registered": model_name in known, "enhance_s": spent, "audio_s": dur}
         for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
             rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
@@ -130,6 +132,15 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
             r[f"{m}_improvement"] = r[m] - base[r["file"]][m]
     info = {"index": shard[0], "count": shard[1], "total_files": total, "testset": str(testset)} if shard else None
     return write_outputs(out, rows, meta, testset, info, compare)
+
+
+def stored_bytes(enh: Enhancer) -> int:
+    """The model's bytes in the compact format (se_app/compact.py): its stored numbers at their precision (a
+    quantised checkpoint's bits, else float32), pruning index included: the x axis of the Pareto plot."""
+    from .compact import storage_bytes
+
+    quant = (enh.info.get("provenance") or {}).get("quantize") or {}
+    return storage_bytes(enh.model, quant.get("bits"))["total"]
 
 
 def present(rows: list[dict]) -> list[str]:
@@ -160,7 +171,8 @@ def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, 
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     if rows:  # an empty shard (more shards than files) has nothing to plot
-        plot(summary, out / "rates.png")
+        plots.rates(summary, out / "rates.png")
+        plots.pareto(summary, out / "pareto.png")
     log.info("wrote %s", ", ".join(str(out / f) for f in ("per_file.csv", "summary.json", "summary.md", "rates.png")))
     return summary
 
@@ -236,10 +248,6 @@ def _order(summary: dict) -> list[str]:
     return sorted(sy, key=lambda n: (rank.get(sy[n]["kind"], 3), sy[n]["rate"] or 0, _method(sy[n]), n))
 
 
-def _method(e: dict) -> str:
-    return e.get("method") or e["kind"]
-
-
 def markdown(summary: dict) -> str:
     snrs = summary["snrs"]
     lines = [f"Files: {summary['files']} per system.  PESQ NaN (rejected) counts are listed per system.", ""]
@@ -268,34 +276,3 @@ def markdown(summary: dict) -> str:
     if summary.get("comparisons"):
         lines += ["", stats.markdown(summary["comparisons"])]
     return "\n".join(lines) + "\n"
-
-
-def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sy = summary["systems"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    pairs_ = ((axes[0], "pesq", "PESQ"), (axes[1], "stoi", "STOI"))
-    if "pesq" not in next(iter(sy.values()), {}):  # no clean reference: DNSMOS OVRL and SIG instead
-        pairs_ = ((axes[0], "dnsmos_ovrl", "DNSMOS OVRL"), (axes[1], "dnsmos_sig", "DNSMOS SIG"))
-    for ax, metric, label in pairs_:
-        # one curve per compression method (mpo-svd, mpo-scratch, pruned, ...); dense and noisy as lines
-        methods = sorted({_method(e) for e in sy.values() if e["kind"] in ("mpo", "pruned", "lowrank")})
-        for method, marker in zip(methods, "os^vD<>p*"):
-            pts = sorted((e["rate"], e[metric]["avg"]) for e in sy.values() if _method(e) == method)
-            ax.plot(*zip(*pts), marker=marker, linestyle="--" if method.startswith("pruned") else "-", label=method)
-        for e in sy.values():
-            if e["kind"] in ("dense", "noisy", "classical"):
-                ax.axhline(e[metric]["avg"], linestyle={"dense": "-", "noisy": ":"}.get(e["kind"], "-."),
-                           color="k" if _method(e) in ("dense", "noisy") else "grey", label=_method(e))
-        ax.set_xscale("log")
-        ax.set_xlabel("compression rate of W and U (x)")
-        ax.set_ylabel(f"{label} (average)")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

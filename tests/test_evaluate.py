@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from conftest import speechlike
-from se_app import metrics
+from se_app import checkpoint, metrics
 from se_app.cli import main
 
 
@@ -42,9 +42,15 @@ def test_evaluate_writes_csv_table_json_and_plot(tiny_registry, tiny_testset, tm
         assert 1.0 <= sy["pesq"]["avg"] <= 4.7 and 0 <= sy["stoi"]["avg"] <= 1
     md = (out / "summary.md").read_text()
     assert "### PESQ" in md and "| noisy |" in md and "tiny-pruned" in md
-    assert (out / "rates.png").stat().st_size > 1000
+    assert (out / "rates.png").stat().st_size > 1000 and (out / "pareto.png").stat().st_size > 1000
+    from se_app.compact import storage_bytes
+
+    for name in ("tiny-mpo", "tiny-pruned"):
+        model, _, _ = checkpoint.load(tiny_registry / f"{name}.pt")
+        assert s[name]["compact_bytes"] == storage_bytes(model)["total"] > 0
     page = (tmp_path / "docs" / "results.md").read_text()
     assert "se-app -q evaluate --testset" in page and "### PESQ" in page and "](../eval/rates.png)" in page
+    assert "## Size against quality" in page and "](../eval/pareto.png)" in page
 
 
 def _sys(kind, rate, pesq, method=None, registered=True):
@@ -94,6 +100,14 @@ def test_report_gives_each_mpo_pruned_difference_its_interval_overall_and_per_co
     assert "| mpo-20x-svd | mpo-svd | 1.400 | pruned-20x | 1.500 | -0.100 | [-0.200, +0.010] | no | no |" in page
     assert "significantly higher at 1, significantly lower at 0" in page
     assert "| mpo-20x | pruned-20x | +0.100 [-0.020, +0.200] | +0.120 [+0.010, +0.200] * |" in page
+
+
+def test_pareto_frontier_keeps_only_models_no_smaller_one_beats():
+    from se_app.plots import frontier
+
+    pts = [(100, 1.5, "a"), (200, 1.4, "b"), (200, 1.7, "c"), (300, 1.6, "d"), (400, 2.0, "e"), (50, 1.2, "f")]
+    assert [n for _, _, n in frontier(pts)] == ["f", "a", "c", "e"]
+    assert frontier([]) == []
 
 
 def test_metrics_sanity():

@@ -85,7 +85,8 @@ def testset(tmp_path):
 
 
 def test_evaluate_shards_merge_into_the_unsharded_summary(tiny_registry, testset, tmp_path, capsys):
-    common = ["-q", "evaluate", "--testset", str(testset), "--models", "tiny-mpo", "--workers", "1", "--dnsmos", "off"]
+    common = ["-q", "evaluate", "--testset", str(testset), "--models", "tiny-mpo", "--workers", "1", "--dnsmos", "off",
+              "--compare", "tiny-mpo:noisy"]
     assert main(common + ["-o", str(tmp_path / "whole")]) == 0
     for k in (1, 2):
         assert main(common + ["-o", str(tmp_path / f"s{k}"), "--shard", f"{k}/2"]) == 0
@@ -99,6 +100,10 @@ def test_evaluate_shards_merge_into_the_unsharded_summary(tiny_registry, testset
         for metric in ("pesq", "stoi", "estoi", "si_sdr"):
             assert merged["systems"][name][metric] == pytest.approx(entry[metric], abs=1e-12)
         assert merged["systems"][name]["params"] == entry["params"]
+    assert len(merged["comparisons"]) == len(whole["comparisons"]) == 3  # pairs recomputed over all files
+    for m, w in zip(merged["comparisons"], whole["comparisons"]):
+        assert (m["a"], m["b"], m["metric"], m["n"]) == (w["a"], w["b"], w["metric"], w["n"])
+        assert m["mean"] == pytest.approx(w["mean"], abs=1e-12) and m["lo"] == pytest.approx(w["lo"], abs=1e-12)
     assert len((tmp_path / "m" / "per_file.csv").read_text().splitlines()) == 1 + 2 * 5
     capsys.readouterr()
     assert main(["-q", "evaluate-merge", str(tmp_path / "s1"), "-o", str(tmp_path / "m2")]) == 2
