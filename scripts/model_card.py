@@ -35,13 +35,18 @@ def main() -> None:
            f"- recurrent weights W and U: compression {ck['rate']:.2f}x; stored parameters {ck['params']:,} "
            f"(including biases, feature statistics excluded, and the dense 257 x {mc['hidden']} output layer)"]
     if mc["kind"] == "mpo":
-        how = ("initialised by SVD truncation of the trained dense LSTM's W and U, then fine-tuned"
-               if prov.get("init") == "svd" else "trained from scratch")
-        out.append(f"- MPO: {mc['n_factors']} factors per matrix, bond dimensions {mc['bonds']}, {how}")
+        how = (f"initialised by SVD truncation of the W and U of `{prov.get('init_from') or 'the trained dense LSTM'}`, "
+               "then fine-tuned" if prov.get("init") == "svd" else "trained from scratch")
+        profile = f" ({mc['bond_profile']} profile)" if mc.get("bond_profile", "uniform") != "uniform" else ""
+        out.append(f"- MPO: {mc['n_factors']} local tensors per matrix, bond dimensions {mc['bonds']}{profile}, {how}")
     if mc["kind"] == "pruned":
+        t = prov.get("train", {})
+        when = ("at once at the start, then fine-tuned" if t.get("prune_end") == t.get("prune_start") else
+                f"reached gradually (cubic schedule from {t.get('prune_start', 0.1):g} to {t.get('prune_end', 0.6):g} "
+                f"of the run), then fine-tuned at that sparsity")
         out.append(f"- pruning: per-matrix magnitude (each W and U keeps the same share of its largest weights; "
-                   f"biases and the output layer are not pruned), sparsity {mc['sparsity']:.4f}, reached gradually "
-                   f"(cubic schedule) while fine-tuning the trained dense LSTM")
+                   f"biases and the output layer are not pruned) of `{prov.get('init_from') or 'the trained dense LSTM'}`, "
+                   f"sparsity {mc['sparsity']:.4f}, {when}")
     pf = prov.get("postfilter")
     if pf:
         table = ", ".join(f"{r['power']:g}: {r['pesq']:.3f}/{r['stoi']:.3f}" for r in pf["table"])
@@ -58,19 +63,19 @@ def main() -> None:
             f"- training: {prov.get('steps')} steps of batch {t.get('batch')} x {t.get('seconds')} s, Adam lr "
             f"{t.get('lr')} warm-up + cosine, loss `{t.get('loss')}`, seed {t.get('seed')}",
             f"- time: {prov.get('train_seconds', 0) / 60:.0f} min on {prov.get('threads')} CPU thread "
-            f"({platform.processor() or platform.machine()}, shared with a second training run)",
+            f"({platform.processor() or platform.machine()}, sharing 2 cores with a second training run)",
             f"- best checkpoint by valid PESQ: step {prov.get('steps')} of {log[-1]['step']} "
             f"(valid: {t.get('valid_count', 48)} fixed mixtures, PESQ/STOI on {t.get('valid_pesq_count', 16)} of them)",
             f"- valid: loss {float(best['val_loss']):.4f}, PESQ {float(best['val_pesq']):.3f}, "
             f"STOI {float(best['val_stoi']):.3f}"]
     if t.get("teacher"):
-        out.insert(-3, f"- distillation: target = {1 - t['kd_weight']:g} x IRM + {t['kd_weight']:g} x the mask of "
-                       f"`{t['teacher']}` (knowledge distillation from the dense model)")
+        out.insert(-3, f"- distillation: loss = {1 - t['kd_weight']:g} x the `{t.get('loss', 'irm')}` loss to the truth + "
+                       f"{t['kd_weight']:g} x the same loss to the output of `{t['teacher']}` (its mask for `irm`, its "
+                       f"enhanced spectrum for `cmag`; se_app/losses.py)")
     if a.devtest and a.devtest.exists():
         s = json.loads(a.devtest.read_text())
         key = a.system or a.name
         sy = s["systems"].get(key)
-        noisy = s["systems"]["noisy"]
         if sy:
             out += ["", f"## Dev test set ({s['files']} pairs; `{a.devtest}`)", "",
                     "| set | | PESQ | STOI | ESTOI | SI-SDR dB |", "|---|---|---|---|---|---|"]

@@ -1,0 +1,85 @@
+"""Ship the compression study v2 (issue 16): register every finished study model, its int8 variants, and cards.
+
+    python scripts/ship_study_v2.py register            # finished jobs -> models/<name>.pt (+ <name>-int8 for
+                                                        # the paper-style table's models), registry entries
+    python scripts/ship_study_v2.py cards --devtest docs/results/summary.json   # cards with dev-test v2 scores
+
+A job's shipped file is its best valid checkpoint (checkpoints/study2/<job>/best.pt; the choice uses only the
+valid split).  Registry names are the job names, except ``dense`` -> ``lstm-dense``; ``dense-init`` (the common
+start) is not shipped.  The int8 variants quantise W and U (se-app quantize): the same trained model, smaller.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from se_app import checkpoint, registry, study
+
+ROOT = Path("checkpoints/study2")
+RENAME = {"dense": "lstm-dense"}
+
+
+def finished() -> list[study.Job]:
+    todo = study.jobs(root=str(ROOT))
+    return [j for j in todo if j.name != "dense-init" and study.state(j, ROOT, todo) == "done"]
+
+
+def name_of(job: study.Job) -> str:
+    return RENAME.get(job.name, job.name)
+
+
+def _se_app(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "se_app", "-q", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def register() -> None:
+    for job in finished():
+        name, best = name_of(job), ROOT / job.name / "best.pt"
+        v = checkpoint.read(best)["scores"]["valid"]
+        scores = Path(f"/tmp/{name}.scores.json")
+        scores.write_text(json.dumps({"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4)}}))
+        _se_app("register", name, str(best), "--card", f"{name}.md", "--scores", str(scores))
+        if job.group == "main" and job.name != "dense":
+            _se_app("quantize", name, "-o", f"/tmp/{name}-int8.pt")
+            _se_app("register", f"{name}-int8", f"/tmp/{name}-int8.pt", "--card", f"{name}.md",
+                    "--scores", str(scores))
+        print(f"registered {name} (valid PESQ {v['val_pesq']:.3f})")
+
+
+def cards(devtest: Path) -> None:
+    reg = registry.read()
+    s = json.loads(devtest.read_text())["systems"]
+    for job in finished():
+        name = name_of(job)
+        for n in (name, f"{name}-int8"):
+            if n in s and n in reg["models"]:
+                reg["models"][n]["scores"]["devtest"] = {m: round(s[n][m]["avg"], 4)
+                                                         for m in ("pesq", "stoi", "estoi", "si_sdr")}
+        cmd = " ".join(study.command(job, "../shared/data", ROOT, None))
+        card = subprocess.run([sys.executable, "scripts/model_card.py", name, str(ROOT / job.name), "--devtest",
+                               str(devtest), "--command", cmd], check=True, capture_output=True, text=True).stdout
+        if f"{name}-int8" in reg["models"]:
+            card += (f"\n`{name}-int8` is this model with W and U quantised to int8 (`se-app quantize {name} -o "
+                     f"{name}-int8.pt`), in the same registry.\n")
+        Path(f"models/{name}.md").write_text(card)
+    registry.write(reg)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["register", "cards"])
+    p.add_argument("--devtest", type=Path, help="summary.json of the dev-test v2 evaluation (cards)")
+    a = p.parse_args()
+    if a.what == "register":
+        register()
+    else:
+        if not a.devtest:
+            p.error("cards needs --devtest EVAL_DIR/summary.json")
+        cards(a.devtest)
+
+
+if __name__ == "__main__":
+    main()
