@@ -126,7 +126,7 @@ def method_of(ckpt: dict[str, Any]) -> str:
     """How a model was made, for tables and plots: dense | pruned | mpo-svd | mpo-scratch (| mpo when not
     recorded), with "+kd" when it was trained with a teacher (distillation) and "+pf" when it ships a mask
     post-filter (mask power != 1); a quantised model (``se-app quantize``) is its source's method with "+int8"
-    (its bits) before any "+pf"."""
+    (its bits; "+int8all" when the output layer was quantised too, ``--scope all``) before any "+pf"."""
     kind = ckpt["model"]["kind"]
     prov = ckpt.get("provenance") or {}
     quant = prov.get("quantize")
@@ -135,7 +135,8 @@ def method_of(ckpt: dict[str, Any]) -> str:
     init = prov.get("init")
     method = f"{kind}-{init}" if kind == "mpo" and init in ("svd", "scratch") else kind
     method += "+kd" if (prov.get("train") or {}).get("teacher") else ""
-    method += f"+int{quant['bits']}" if quant else ""
+    if quant:
+        method += f"+int{quant['bits']}" + ("all" if quant.get("scope") == "all" else "")
     return method + ("+pf" if float(ckpt["model"].get("mask_power", 1.0)) != 1.0 else "")
 
 

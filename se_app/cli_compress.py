@@ -25,7 +25,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     from .quantize import describe, quantize_file
 
     try:
-        info = quantize_file(a.model, a.output, a.compact, a.bits)
+        info = quantize_file(a.model, a.output, a.compact, a.bits, a.scope)
     except (registry.ModelNotFound, ValueError, FileNotFoundError) as e:
         print(f"se-app: error: {e}", file=sys.stderr)
         return 2
@@ -45,9 +45,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("-o", "--output", required=True, help="checkpoint to write (e.g. mpo-40x.pt)")
     c.set_defaults(fn=cmd_compress)
 
-    qz = sub.add_parser("quantize", help="quantise W and U (int8: MPO local tensors, pruned values) without training")
+    qz = sub.add_parser("quantize", help="quantise W and U (int8: MPO local tensors, pruned values), with "
+                        "--scope all also the output layer's weights, without training")
     qz.add_argument("model", help="registry name or checkpoint path")
     qz.add_argument("-o", "--output", required=True, help="checkpoint of the fake-quant model (e.g. mpo-20x-int8.pt)")
     qz.add_argument("--compact", help="also write the compact file (.npz: int8 values, scales, sparse index)")
     qz.add_argument("--bits", type=int, default=8, help="bits per stored value, 2 to 8 (default 8)")
+    qz.add_argument("--scope", choices=("wu", "all"), default="wu",
+                    help="what to quantise: wu = W and U only (default); all = also the output layer's weight "
+                    "matrix (biases and feature statistics stay float32 in both)")
     qz.set_defaults(fn=cmd_quantize)

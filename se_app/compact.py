@@ -1,19 +1,25 @@
-"""How quantised recurrent weights are stored: groups and scales, and a compact ``.npz`` file format.
+"""How quantised weights are stored: groups and scales, and a compact ``.npz`` file format.
 
-The stored numbers are those that define W and U, the ones the compression study counts (MPO local tensors, a
-pruned model's non-zeros, dense W and U, low-rank A and B); biases, output layer and feature statistics stay
-float32.  Symmetric quantisation, q = round(x / s) in [-Q, Q], Q = 2^(bits-1) - 1 (127 at 8 bits), s = max|x| / Q
-of a group: with no zero point an exact zero stays zero, so a pruned model keeps its pattern.  A group (one
-float32 scale) is an MPO local tensor (D(k-1), i_k, j_k, D(k)), as the cores of a chain differ in range while
-values within one are alike and 4 bytes against hundreds of values cost nothing, or an output row of a matrix
-(W, U, A, B), as rows belong to gates and units of different ranges (a pruned row: from its kept values).
+Scope "wu" (the default) stores the numbers that define W and U, the ones the compression study counts (MPO
+local tensors, a pruned model's non-zeros, dense W and U, low-rank A and B).  Scope "all" also stores the output
+layer's weight matrix ``out.weight`` (257 x hidden): in a 20x model it is most of what "wu" leaves float32 (264 of
+283 kB).  Biases (LSTM and output layer) and feature statistics stay float32 in both: they are few (a few
+thousand numbers), and sensitive, as each one shifts a gate or a bin's mask in every frame by its whole error.
+Symmetric quantisation, q = round(x / s) in [-Q, Q], Q = 2^(bits-1) - 1 (127 at 8 bits), s = max|x| / Q of a
+group: with no zero point an exact zero stays zero, so a pruned model keeps its pattern.  A group (one float32
+scale) is an MPO local tensor (D(k-1), i_k, j_k, D(k)), as the cores of a chain differ in range while values
+within one are alike and 4 bytes against hundreds of values cost nothing, or an output row of a matrix (W, U, A,
+B, and ``out.weight``: a row per frequency bin), as rows belong to gates, units or bins of different ranges (a
+pruned row: from its kept values).
 
 The file (:func:`save_compact`) is an ``.npz`` written by ``np.savez``, uncompressed so that its size is the
 format's and not zlib's; five arrays and no shapes (``MaskNet(config)`` gives them):
 
-- ``config``  uint8, UTF-8 JSON {format, version, model (ModelConfig.to_dict), stft, bits, values, index}
+- ``config``  uint8, UTF-8 JSON {format, version, model (ModelConfig.to_dict), stft, bits, values, index}; scope
+  "all" adds "scope": "all" and version 2, so that a version-1 reader refuses the file rather than misreading it
+  (a "wu" file is, byte for byte, what version 1 wrote)
 - ``weights`` the stored values of the quantised tensors, row-major, in state order (a pruned matrix: its
-  non-zeros only): int8 at 8 bits, bit-packed uint8 below 8, float32 when ``bits`` is None
+  non-zeros only; ``out.weight`` last): int8 at 8 bits, bit-packed uint8 below 8, float32 when ``bits`` is None
 - ``scales``  float32, one per group, same order
 - ``index``   uint8, pruned models: per matrix a bitmask over the dense matrix (np.packbits) or CSR (uint16
   column per non-zero, then uint32 row pointers), whichever is smaller (config "index": [kind, non-zeros])
@@ -33,7 +39,8 @@ import torch
 from .model import MaskNet, ModelConfig
 from .stft import STFTConfig
 
-FORMAT, VERSION = "se_app-compact", 1
+FORMAT, VERSION = "se_app-compact", 2
+SCOPES = ("wu", "all")  # what is quantised: W and U only, or W, U and the output layer's weight matrix
 Target = tuple[str, torch.Tensor, torch.Tensor | None, bool]  # state name, tensor, mask, one scale per row?
 
 
@@ -44,19 +51,29 @@ def check_bits(bits: object, none_ok: bool = True) -> None:
         raise ValueError(f"bits must be an integer from 2 to 8, got {bits!r}")
 
 
-def stored_tensors(model: MaskNet) -> list[Target]:
-    """Every tensor that defines W and U, in state order (the order of the compact file)."""
+def check_scope(scope: object) -> None:
+    """ValueError unless scope is one of :data:`SCOPES`."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+
+
+def stored_tensors(model: MaskNet, scope: str = "wu") -> list[Target]:
+    """Every tensor that defines W and U (and with scope "all" then ``out.weight``), in state order (the order
+    of the compact file)."""
+    check_scope(scope)
     core, kind = model.core, model.cfg.kind
+    out = [("out.weight", model.out.weight, None, True)] if scope == "all" else []  # rows are output bins
     if kind in ("mpo", "lowrank"):  # MPO: a scale per local tensor; low rank: per row of A and of B
         return [(f"core.cores.{m}.{k}", p, None, kind == "lowrank")
-                for m, chain in enumerate(core.cores) for k, p in enumerate(chain)]
+                for m, chain in enumerate(core.cores) for k, p in enumerate(chain)] + out
     masks = core.masks() if kind == "pruned" else [None] * len(core.weights)
-    return [(f"core.weights.{m}", w, mk, True) for m, (w, mk) in enumerate(zip(core.weights, masks))]
+    return [(f"core.weights.{m}", w, mk, True) for m, (w, mk) in enumerate(zip(core.weights, masks))] + out
 
 
-def _rest(model: MaskNet) -> list[tuple[str, torch.Tensor]]:
-    return [(k, v) for k, v in model.state_dict().items()
-            if not k.startswith(("core.weights.", "core.cores.", "core.mask"))]
+def _rest(model: MaskNet, scope: str = "wu") -> list[tuple[str, torch.Tensor]]:
+    """The state entries kept as float32, in state_dict order."""
+    quantised = ("core.weights.", "core.cores.", "core.mask") + (("out.weight",) if scope == "all" else ())
+    return [(k, v) for k, v in model.state_dict().items() if not k.startswith(quantised)]
 
 
 def quantize_tensor(x: torch.Tensor, per_row: bool, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,33 +100,37 @@ def _index_kind(mask: torch.Tensor) -> tuple[str, int, int]:
     return ("csr", csr, nnz) if csr < bitmask else ("bitmask", bitmask, nnz)
 
 
-def _layout(model: MaskNet) -> tuple[int, int, int, list[list]]:
+def _layout(model: MaskNet, scope: str = "wu") -> tuple[int, int, int, list[list]]:
     """(stored values, scale groups, index bytes, [index kind, non-zeros] of each pruned matrix)."""
     values = groups = nbytes = 0
     index: list[list] = []
-    for _, x, mask, per_row in stored_tensors(model):
+    for _, x, mask, per_row in stored_tensors(model, scope):
         kind, cost, nnz = _index_kind(mask) if mask is not None else ("", 0, x.numel())
         index += [[kind, nnz]] if mask is not None else []
         values, groups, nbytes = values + nnz, groups + (x.shape[0] if per_row else 1), nbytes + cost
     return values, groups, nbytes, index
 
 
-def _config(model: MaskNet, stft_cfg: STFTConfig, bits: int | None) -> bytes:
-    values, _, _, index = _layout(model)
-    meta = {"format": FORMAT, "version": VERSION, "model": model.cfg.to_dict(), "stft": stft_cfg.to_dict(),
-            "bits": bits, "values": values, "index": index}
+def _config(model: MaskNet, stft_cfg: STFTConfig, bits: int | None, scope: str = "wu") -> bytes:
+    values, _, _, index = _layout(model, scope)
+    # A "wu" file keeps version 1 and no scope key, so its bytes (and sizes recorded from them) are unchanged.
+    meta = {"format": FORMAT, "version": 1 if scope == "wu" else VERSION, "model": model.cfg.to_dict(),
+            "stft": stft_cfg.to_dict(), "bits": bits, "values": values, "index": index}
+    meta.update({} if scope == "wu" else {"scope": scope})
     return json.dumps(meta, separators=(",", ":")).encode()
 
 
-def storage_bytes(model: MaskNet, bits: int | None = None, stft_cfg: STFTConfig | None = None) -> dict[str, int]:
+def storage_bytes(model: MaskNet, bits: int | None = None, stft_cfg: STFTConfig | None = None,
+                  scope: str = "wu") -> dict[str, int]:
     """Bytes of the compact serialisation (:func:`save_compact`, arrays without the npz headers):
-    {"weights", "scales", "index", "rest", "config", "total"}; ``bits`` None counts float32 weights."""
+    {"weights", "scales", "index", "rest", "config", "total"}; ``bits`` None counts float32 weights, ``scope``
+    "all" counts ``out.weight`` among the weights instead of the rest."""
     check_bits(bits)
-    values, groups, index, _ = _layout(model)
+    values, groups, index, _ = _layout(model, scope)
     out = {"weights": 4 * values if bits is None else -(-values * bits // 8),
            "scales": 0 if bits is None else 4 * groups, "index": index,
-           "rest": 4 * sum(v.numel() for _, v in _rest(model)),
-           "config": len(_config(model, stft_cfg or STFTConfig(), bits))}
+           "rest": 4 * sum(v.numel() for _, v in _rest(model, scope)),
+           "config": len(_config(model, stft_cfg or STFTConfig(), bits, scope))}
     out["total"] = sum(out.values())
     return out
 
@@ -152,12 +173,13 @@ def _decode_index(buf: np.ndarray, pos: int, shape: torch.Size, kind: str, nnz: 
     return torch.from_numpy(m.astype(bool)), pos + size
 
 
-def save_compact(model: MaskNet, stft_cfg: STFTConfig, path: str | os.PathLike, bits: int | None = 8) -> None:
-    """Write the compact ``.npz`` (module doc) of a model at ``bits`` (None: float32).  Quantising here gives
-    what :func:`se_app.quantize.quantize` gives, so :func:`load_compact` rebuilds exactly that model."""
+def save_compact(model: MaskNet, stft_cfg: STFTConfig, path: str | os.PathLike, bits: int | None = 8,
+                 scope: str = "wu") -> None:
+    """Write the compact ``.npz`` (module doc) of a model at ``bits`` (None: float32) and ``scope``.  Quantising
+    here gives what :func:`se_app.quantize.quantize` gives, so :func:`load_compact` rebuilds exactly that model."""
     check_bits(bits)
     values, scales, index = [], [], []
-    for _, x, mask, per_row in stored_tensors(model):
+    for _, x, mask, per_row in stored_tensors(model, scope):
         x = x.detach().float() * mask if mask is not None else x.detach().float()
         if bits is not None:
             x, s = quantize_tensor(x, per_row, bits)
@@ -165,11 +187,11 @@ def save_compact(model: MaskNet, stft_cfg: STFTConfig, path: str | os.PathLike, 
         values.append(x.reshape(-1) if mask is None else x[mask.bool()])  # row-major, as both indexes list them
         index += [] if mask is None else _encode_index(mask.bool())
     flat = torch.cat(values).numpy()
-    arrays = {"config": np.frombuffer(_config(model, stft_cfg, bits), np.uint8),
+    arrays = {"config": np.frombuffer(_config(model, stft_cfg, bits, scope), np.uint8),
               "weights": flat.astype(np.float32) if bits is None else _pack(flat, bits),
               "scales": torch.cat(scales).numpy() if scales else np.zeros(0, np.float32),
               "index": np.concatenate(index) if index else np.zeros(0, np.uint8),
-              "rest": np.concatenate([v.detach().float().reshape(-1).numpy() for _, v in _rest(model)])}
+              "rest": np.concatenate([v.detach().float().reshape(-1).numpy() for _, v in _rest(model, scope)])}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
@@ -186,15 +208,16 @@ def load_compact(path: str | os.PathLike) -> tuple[MaskNet, STFTConfig]:
         meta = json.loads(a["config"].tobytes().decode())
         if meta.get("format") != FORMAT or meta.get("version", 0) > VERSION:
             raise ValueError
-        bits, model = meta["bits"], MaskNet(ModelConfig.from_dict(meta["model"]))
+        bits, scope, model = meta["bits"], meta.get("scope", "wu"), MaskNet(ModelConfig.from_dict(meta["model"]))
         check_bits(bits)
+        check_scope(scope)
     except (OSError, KeyError, TypeError, ValueError, AttributeError):
         raise ValueError(f"{path}: not a se_app compact model file (version {VERSION} or older)") from None
     state, v, s, pos, kinds = {}, 0, 0, 0, iter(meta["index"])
     try:
         vals = torch.from_numpy(a["weights"] if bits is None else _unpack(a["weights"], bits, meta["values"]))
         scales, rest = torch.from_numpy(a["scales"]), torch.from_numpy(a["rest"])
-        for name, x, mask, per_row in stored_tensors(model):
+        for name, x, mask, per_row in stored_tensors(model, scope):
             if mask is None:
                 full, v = vals[v:v + x.numel()].reshape(x.shape), v + x.numel()
             else:  # zeros where pruned, the stored values (row-major) where kept
@@ -207,7 +230,7 @@ def load_compact(path: str | os.PathLike) -> tuple[MaskNet, STFTConfig]:
                 full, s = dequantize(full, scales[s:s + g]), s + g
             state[name] = full.float()
         off = 0
-        for k, t in _rest(model):
+        for k, t in _rest(model, scope):
             state[k], off = rest[off:off + t.numel()].view(t.shape).clone(), off + t.numel()
         if (v, s, off, pos) != (len(vals), len(scales), len(rest), len(a["index"])):
             raise ValueError

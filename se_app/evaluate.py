@@ -136,11 +136,12 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
 
 def stored_bytes(enh: Enhancer) -> int:
     """The model's bytes in the compact format (se_app/compact.py): its stored numbers at their precision (a
-    quantised checkpoint's bits, else float32), pruning index included: the x axis of the Pareto plot."""
+    quantised checkpoint's bits and scope, else float32), pruning index included: the x axis of the Pareto
+    plot."""
     from .compact import storage_bytes
 
     quant = (enh.info.get("provenance") or {}).get("quantize") or {}
-    return storage_bytes(enh.model, quant.get("bits"))["total"]
+    return storage_bytes(enh.model, quant.get("bits"), scope=quant.get("scope", "wu"))["total"]
 
 
 def present(rows: list[dict]) -> list[str]:

@@ -1,12 +1,21 @@
 """The evaluation's figures: scores against compression rate, and the Pareto plot (score against bytes)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+QUANT = re.compile(r"\+int\d+(?:all)?")  # checkpoint.method_of's quantisation suffix: +int8, +int4, +int8all
 
 
 def method_label(e: dict) -> str:
     """How a system was made (summary entry's method, else its kind): the legend of both plots and the tables."""
     return e.get("method") or e["kind"]
+
+
+def quant_group(label: str) -> tuple[str, str]:
+    """A method label -> (the method it was quantised from, its quantisation: "int8", "int8all", ... or ""), so
+    that the Pareto plot draws "mpo-scratch+int8all" with "mpo-scratch" (hollow)."""
+    return QUANT.sub("", label), "".join(QUANT.findall(label)).lstrip("+")
 
 
 def _pyplot():
@@ -65,22 +74,22 @@ def pareto_points(summary: dict, metric: str = "pesq") -> list[tuple[int, float,
 
 def pareto(summary: dict, path: Path, metric: str = "pesq") -> None:
     """Average score against the model's bytes in the compact format (log scale), a marker per method
-    (quantised models hollow), the Pareto frontier as a step line, noisy input as a dotted line."""
+    (quantised models hollow, whatever their bits and scope: "mpo-scratch+int8all" is drawn with
+    "mpo-scratch"), the Pareto frontier as a step line, noisy input as a dotted line."""
     pts = pareto_points(summary, metric)
     if not pts:
         return
     plt = _pyplot()
     sy = summary["systems"]
     fig, ax = plt.subplots(figsize=(8, 5))
-    methods = sorted({method_label(sy[n]).replace("+int8", "") for _, _, n in pts})
+    group = {n: quant_group(method_label(sy[n])) for _, _, n in pts}  # (method, "" or "int8", "int8all", ...)
+    methods = sorted({m for m, _ in group.values()})
     for method, marker in zip(methods, "osD^v<>p*h"):
-        for quant in (False, True):
-            mine = [(b, s) for b, s, n in pts
-                    if method_label(sy[n]).replace("+int8", "") == method and ("+int8" in method_label(sy[n])) == quant]
-            if mine:
-                ax.scatter(*zip(*mine), marker=marker, facecolors="none" if quant else None,
-                           edgecolors="C%d" % methods.index(method), color="C%d" % methods.index(method),
-                           label=method + (" int8" if quant else ""))
+        for quant in sorted({q for m, q in group.values() if m == method}):  # "" (filled) first
+            mine = [(b, s) for b, s, n in pts if group[n] == (method, quant)]
+            ax.scatter(*zip(*mine), marker=marker, facecolors="none" if quant else None,
+                       edgecolors="C%d" % methods.index(method), color="C%d" % methods.index(method),
+                       label=method + (" " + quant if quant else ""))
     front = frontier(pts)
     ax.step([b for b, _, _ in front], [s for _, s, _ in front], where="post", color="k", alpha=0.5,
             label="Pareto frontier")

@@ -3,7 +3,8 @@
 Layout: {"default": NAME, "models": {NAME: {"file", "sha256", "kind", "rate", "params", "size_bytes",
 "scores", "card"}}}.  Files are checked against their hash before use.  ``size_bytes`` is the file's size,
 except for a quantised checkpoint (``se-app quantize``), whose file holds float32 copies: there it is the bytes
-of its compact int8 file (:func:`se_app.compact.storage_bytes`), so sizes compare what a model needs to ship.
+of its compact int8 file (:func:`se_app.compact.storage_bytes` in the checkpoint's scope, recorded in its
+provenance when it was quantised), so sizes compare what a model needs to ship.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""int8 quantisation of W and U: every value a multiple of its group's scale within half a step, pruned zeros and
-masks kept, the compact file rebuilding the fake-quant model exactly, its size the counted bytes."""
+"""int8 quantisation of W and U (and with scope "all" the output layer's weight matrix): every value a multiple
+of its group's scale within half a step, pruned zeros and masks kept, the compact file rebuilding the fake-quant
+model exactly, its size the counted bytes."""
 import json
 import shutil
 
@@ -9,9 +10,11 @@ import soundfile as sf
 import torch
 
 from conftest import speechlike
-from se_app import checkpoint, registry
+from se_app import checkpoint, plots, registry
 from se_app.cli import main
 from se_app.compact import load_compact, save_compact, storage_bytes
+from se_app.enhancer import Enhancer
+from se_app.evaluate import stored_bytes
 from se_app.model import MaskNet, ModelConfig
 from se_app.quantize import quantize
 from se_app.stft import STFTConfig
@@ -99,14 +102,53 @@ def test_quantised_output_is_close_to_the_float_model(name):
             assert torch.equal(v, new.state_dict()[k])
 
 
+@pytest.mark.parametrize("name", ["mpo", "pruned", "dense"])
+def test_scope_all_also_quantises_the_output_weights_per_row_and_nothing_else(name):
+    model = tiny(name)
+    wu, wu_info = quantize(model)
+    new, info = quantize(model, scope="all")
+    w, q = model.out.weight.detach().double(), new.out.weight.detach().double()
+    s = (w.abs().amax(1, keepdim=True) / 127).float().double()  # a scale per output bin
+    steps = q / s
+    assert torch.allclose(steps, steps.round(), atol=1e-4) and (steps.abs().amax(1).round() == 127).all()
+    err = (q - w).abs()
+    assert (err <= s / 2 * (1 + 1e-5)).all() and float(err.max()) > 0
+    assert info.out_max_abs_error == pytest.approx(float(err.max()), rel=1e-6)
+    assert 0 < info.out_relative_error < 0.02 and info.scope == "all"
+    assert wu_info.scope == "wu" and wu_info.out_relative_error == wu_info.out_max_abs_error == 0.0
+    assert torch.equal(wu.out.weight, model.out.weight)  # scope wu leaves it alone
+    assert (info.relative_error, info.max_abs_error) == (wu_info.relative_error, wu_info.max_abs_error)
+    for k, v in new.state_dict().items():  # W and U as scope wu makes them, biases and statistics the source's
+        assert k == "out.weight" or torch.equal(v, wu.state_dict()[k]), k
+    assert torch.equal(new.out.bias, model.out.bias) and torch.equal(new.feat_std, model.feat_std)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("name", ["mpo", "pruned-97"])
+def test_scope_all_saves_three_quarters_of_the_output_weights_float32_bytes(name, bits):
+    model = tiny(name)
+    wu, every = storage_bytes(model, bits), storage_bytes(model, bits, scope="all")
+    n, rows = model.out.weight.numel(), model.out.weight.shape[0]
+    assert wu["rest"] - every["rest"] == 4 * n  # out.weight leaves the float32 rest ...
+    values = every["weights"] * 8 // bits  # ... for the stored values (at 4 bits, packed two to a byte)
+    assert values - wu["weights"] * 8 // bits in (n, n + 1) and every["scales"] - wu["scales"] == 4 * rows
+    assert every["index"] == wu["index"] and 0 < every["config"] - wu["config"] < 40
+    saved = wu["total"] - every["total"]
+    assert saved == pytest.approx(4 * n - n * bits / 8 - 4 * rows - (every["config"] - wu["config"]), abs=1)
+    if bits == 8:  # 3/4 of 4 n, less one scale per row (at hidden 256 that is 0.4 %, here 6 %)
+        assert 0.68 < saved / (4 * n) < 0.75
+    assert storage_bytes(model, None, scope="all")["total"] - storage_bytes(model)["total"] < 40
+
+
+@pytest.mark.parametrize("scope", ["wu", "all"])
 @pytest.mark.parametrize("bits", [8, 4, None])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_compact_file_rebuilds_the_fake_quant_model_and_its_size_is_the_count(name, bits, tmp_path):
+def test_compact_file_rebuilds_the_fake_quant_model_and_its_size_is_the_count(name, bits, scope, tmp_path):
     model = tiny(name)
     path = tmp_path / "m.npz"
-    save_compact(model, STFTConfig(), path, bits)
+    save_compact(model, STFTConfig(), path, bits, scope)
     loaded, stft_cfg = load_compact(path)
-    ref = model if bits is None else quantize(model, bits)[0]
+    ref = model if bits is None else quantize(model, bits, scope)[0]
     with torch.no_grad():
         assert torch.equal(loaded.masks(feats()), ref.masks(feats()))
     for k, v in ref.state_dict().items():
@@ -116,10 +158,12 @@ def test_compact_file_rebuilds_the_fake_quant_model_and_its_size_is_the_count(na
         meta = json.loads(z["config"].tobytes())
         if bits is not None:
             assert z["weights"].dtype == (np.int8 if bits == 8 else np.uint8) and z["scales"].dtype == np.float32
+    # scope wu: what version 1 wrote; scope all: recorded, and a version a version-1 reader refuses
+    assert (meta.get("scope"), meta["version"]) == ((None, 1) if scope == "wu" else ("all", 2))
     if name.startswith("pruned"):
         kinds = [k for k, _ in meta["index"]]  # at 97 %, the big W in CSR and the small U as bitmasks
         assert kinds == ["bitmask"] * 4 if name == "pruned" else kinds == ["csr", "bitmask", "bitmask", "bitmask"]
-    counted = storage_bytes(model, bits)
+    counted = storage_bytes(model, bits, scope=scope)
     assert counted["total"] == sum(v for k, v in counted.items() if k != "total")
     overhead = path.stat().st_size - counted["total"]
     assert 0 < overhead < 5 * 300  # the npz's own headers, a few hundred bytes for each of the five arrays
@@ -143,6 +187,8 @@ def test_refusals(tmp_path):
         quantize(tiny("mpo"), 12)
     with pytest.raises(ValueError, match="bits must be"):
         save_compact(tiny("mpo"), STFTConfig(), tmp_path / "x.npz", 1)
+    with pytest.raises(ValueError, match="scope must be one of wu, all"):
+        quantize(tiny("mpo"), scope="out")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a se_app compact model file"):
         load_compact(tmp_path / "bad.npz")
@@ -177,3 +223,51 @@ def test_cli_quantize_writes_a_checkpoint_that_enhance_and_the_registry_take(tin
     assert "no model named or at 'nope'" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
     assert main(["quantize", "tiny-mpo", "-o", str(tmp_path / "x.pt"), "--bits", "9"]) == 2
     assert "bits must be an integer from 2 to 8" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+
+
+def test_cli_scope_all_is_recorded_labelled_counted_and_runs(tiny_models, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_models, root)
+    monkeypatch.setenv("SE_APP_MODELS", str(root))
+    out, npz = tmp_path / "q.pt", tmp_path / "q.npz"
+    assert main(["quantize", "tiny-mpo", "-o", str(out), "--compact", str(npz), "--scope", "all"]) == 0
+    assert "8-bit W,U,out" in capsys.readouterr().out
+    model, _, ckpt = checkpoint.load(out)
+    quant = ckpt["provenance"]["quantize"]
+    assert quant["scope"] == "all" and quant["bits"] == 8 and quant["out_relative_error"] > 0
+    counted = storage_bytes(model, 8, scope="all")["total"]
+    assert quant["bytes_quant"] == counted < storage_bytes(model, 8)["total"]
+    assert 0 < npz.stat().st_size - counted < 5 * 300
+    compact, _ = load_compact(npz)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, compact.state_dict()[k]), k
+    enh = Enhancer.load(str(out))
+    assert stored_bytes(enh) == counted  # evaluate's x axis: the bytes of scope all, not of wu
+    assert enh.info["method"] == "mpo+int8all" and plots.quant_group(enh.info["method"]) == ("mpo", "int8all")
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speechlike(0.5, 16000), 16000)
+    assert main(["-q", "enhance", str(src), "-o", str(tmp_path / "o"), "--model", str(out)]) == 0
+    assert (tmp_path / "o" / "in.wav").exists()
+    assert main(["register", "tiny-mpo-int8all", str(out)]) == 0
+    row = [r for r in registry.listing() if r["name"] == "tiny-mpo-int8all"][0]
+    assert row["size_bytes"] == counted and row["method"] == "mpo+int8all"
+
+
+def test_pareto_plot_draws_every_quantised_model_hollow_with_its_source_method(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    figs = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    systems = {n: {"kind": "mpo", "method": m, "compact_bytes": b, "pesq": {"avg": p}}
+               for n, m, b, p in [("a", "mpo-scratch", 480000, 1.61), ("b", "mpo-scratch+int8", 330000, 1.60),
+                                  ("c", "mpo-scratch+int8all", 130000, 1.59), ("d", "pruned", 600000, 1.5)]}
+    plots.pareto({"systems": systems}, tmp_path / "p.png")
+    drawn = {c.get_label(): c for c in figs[0].axes[0].collections}
+    assert set(drawn) == {"mpo-scratch", "mpo-scratch int8", "mpo-scratch int8all", "pruned"}
+    marker = {k: c.get_paths()[0].vertices.tobytes() for k, c in drawn.items()}
+    assert marker["mpo-scratch"] == marker["mpo-scratch int8"] == marker["mpo-scratch int8all"] != marker["pruned"]
+    edge = {k: tuple(c.get_edgecolor()[0]) for k, c in drawn.items()}
+    assert edge["mpo-scratch"] == edge["mpo-scratch int8"] == edge["mpo-scratch int8all"] != edge["pruned"]
+    assert len(drawn["mpo-scratch"].get_facecolor()) and all(  # filled source, hollow quantised copies
+        not len(drawn[k].get_facecolor()) or drawn[k].get_facecolor()[0][3] == 0
+        for k in ("mpo-scratch int8", "mpo-scratch int8all"))
