@@ -1,12 +1,13 @@
 """Ship the compression study v2 (issue 16): register every finished study model, its int8 variants, and cards.
 
-    python scripts/ship_study_v2.py register            # finished jobs -> models/<name>.pt (+ <name>-int8 for
-                                                        # the paper-style table's models), registry entries
+    python scripts/ship_study_v2.py register            # finished jobs -> models/<name>.pt (+ <name>-int8 and
+                                                        # <name>-int8all for the paper-style table's models)
     python scripts/ship_study_v2.py cards --devtest docs/results/summary.json   # cards with dev-test v2 scores
 
 A job's shipped file is its best valid checkpoint (checkpoints/study2/<job>/best.pt; the choice uses only the
 valid split).  Registry names are the job names, except ``dense`` -> ``lstm-dense``; ``dense-init`` (the common
-start) is not shipped.  The int8 variants quantise W and U (se-app quantize): the same trained model, smaller.
+start) is not shipped.  The int8 variants quantise W and U (se-app quantize), the int8all ones the output layer
+too (--scope all): the same trained model, smaller.
 """
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def register() -> None:
         scores = Path(f"/tmp/{name}.scores.json")
         scores.write_text(json.dumps({"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4)}}))
         _se_app("register", name, str(best), "--card", f"{name}.md", "--scores", str(scores))
-        if job.group == "main" and job.name != "dense":
-            _se_app("quantize", name, "-o", f"/tmp/{name}-int8.pt")
-            _se_app("register", f"{name}-int8", f"/tmp/{name}-int8.pt", "--card", f"{name}.md",
-                    "--scores", str(scores))
+        if job.group == "main":  # quantised: W and U only (int8), and the output layer too (int8all)
+            for suffix, scope in (("int8", "wu"), ("int8all", "all")):
+                _se_app("quantize", name, "-o", f"/tmp/{name}-{suffix}.pt", "--scope", scope)
+                _se_app("register", f"{name}-{suffix}", f"/tmp/{name}-{suffix}.pt", "--card", f"{name}.md",
+                        "--scores", str(scores))
         print(f"registered {name} (valid PESQ {v['val_pesq']:.3f})")
 
 
@@ -54,7 +56,7 @@ def cards(devtest: Path) -> None:
     s = json.loads(devtest.read_text())["systems"]
     for job in finished():
         name = name_of(job)
-        for n in (name, f"{name}-int8"):
+        for n in (name, f"{name}-int8", f"{name}-int8all"):
             if n in s and n in reg["models"]:
                 reg["models"][n]["scores"]["devtest"] = {m: round(s[n][m]["avg"], 4)
                                                          for m in ("pesq", "stoi", "estoi", "si_sdr")}
@@ -63,7 +65,8 @@ def cards(devtest: Path) -> None:
                                str(devtest), "--command", cmd], check=True, capture_output=True, text=True).stdout
         if f"{name}-int8" in reg["models"]:
             card += (f"\n`{name}-int8` is this model with W and U quantised to int8 (`se-app quantize {name} -o "
-                     f"{name}-int8.pt`), in the same registry.\n")
+                     f"{name}-int8.pt`), `{name}-int8all` with the output layer too (`--scope all`); both are in the "
+                     "registry.\n")
         Path(f"models/{name}.md").write_text(card)
     registry.write(reg)
 
