@@ -23,8 +23,8 @@ ROOT = Path("checkpoints/study2")
 RENAME = {"dense": "lstm-dense"}
 
 
-def finished() -> list[study.Job]:
-    todo = study.jobs(root=str(ROOT))
+def finished(base: int = 2000, tune: int = 2000) -> list[study.Job]:
+    todo = study.jobs(base, tune, str(ROOT))
     return [j for j in todo if j.name != "dense-init" and study.state(j, ROOT, todo) == "done"]
 
 
@@ -36,9 +36,13 @@ def _se_app(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "se_app", "-q", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def register() -> None:
-    for job in finished():
+def register(jobs: list[study.Job]) -> None:
+    """Register (or replace: v2 takes over the v1 study's names) each finished job and its int8 variants."""
+    known = registry.read()["models"]
+    for job in jobs:
         name, best = name_of(job), ROOT / job.name / "best.pt"
+        if name in known:
+            print(f"replacing {name} ({known[name].get('method')}, {known[name]['file']})")
         v = checkpoint.read(best)["scores"]["valid"]
         scores = Path(f"/tmp/{name}.scores.json")
         scores.write_text(json.dumps({"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4)}}))
@@ -51,10 +55,10 @@ def register() -> None:
         print(f"registered {name} (valid PESQ {v['val_pesq']:.3f})")
 
 
-def cards(devtest: Path) -> None:
+def cards(jobs: list[study.Job], devtest: Path) -> None:
     reg = registry.read()
     s = json.loads(devtest.read_text())["systems"]
-    for job in finished():
+    for job in jobs:
         name = name_of(job)
         for n in (name, f"{name}-int8", f"{name}-int8all"):
             if n in s and n in reg["models"]:
@@ -75,13 +79,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["register", "cards"])
     p.add_argument("--devtest", type=Path, help="summary.json of the dev-test v2 evaluation (cards)")
+    p.add_argument("--base", type=int, default=2000, help="as given to scripts/study_v2.py")
+    p.add_argument("--tune", type=int, default=2000, help="as given to scripts/study_v2.py")
     a = p.parse_args()
+    jobs = finished(a.base, a.tune)
     if a.what == "register":
-        register()
+        register(jobs)
     else:
         if not a.devtest:
             p.error("cards needs --devtest EVAL_DIR/summary.json")
-        cards(a.devtest)
+        cards(jobs, a.devtest)
 
 
 if __name__ == "__main__":

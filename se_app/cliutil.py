@@ -14,6 +14,7 @@ _MODEL_FIELDS = {"kind": "kind", "hidden": "hidden", "layers": "layers", "factor
 TRAIN_OPTIONS = (  # train's TrainConfig options: name, type, help (defaults come from TrainConfig)
     ("steps", int, "training steps"), ("batch", int, "examples per step"),
     ("epoch_steps", int, "steps between validations and checkpoints"), ("seed", int, "random seed"),
+    ("batch_offset", int, "draw batch k as batch k + this (a fine-tune: the steps its start model trained)"),
     ("valid_count", int, "valid mixtures scored at each validation"), ("valid_pesq_count", int, "of them scored by PESQ"),
     ("warmup", int, "steps of linear learning-rate warm-up"), ("seconds", float, "length of a training example"),
     ("lr", float, "peak learning rate (cosine decay)"), ("prune_start", float, "pruned kind: pruning starts "

@@ -67,5 +67,5 @@ def merge(folders: list[str | Path], out_dir: str | Path) -> dict:
         log.warning("the shards hold %d files; the test set had %d when shard 1 ran", files, first["total_files"])
     log.info("merged %d shards of %s: %d files", count, testset, files)
     # the shards' --compare pairs (and the report's study pairs), recomputed over all files together
-    pairs = list(dict.fromkeys((c["a"], c["b"]) for c in shards[0][1].get("comparisons", [])))
+    pairs = list(dict.fromkeys((c["a"], c["b"]) for _, s, _ in shards for c in s.get("comparisons", [])))
     return write_outputs(Path(out_dir), rows, meta, testset, compare=pairs or None)

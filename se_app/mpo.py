@@ -145,9 +145,9 @@ PROFILES = ("uniform", "mountain")
 def mountain_bond_dims(shapes: list[tuple[int, int]], n: int, rate: float) -> list[int]:
     """The "mountain" allocation: bonds that keep the shape of the exact ones.  An MPO's exact (full-rank) bond
     dimensions rise towards the middle of the chain and fall again (min of the sizes left and right of the bond),
-    e.g. 16-512-32 for a 1024 x 256 matrix in four factors; this profile takes D(k) = round(F(k) ** a) with F the
-    largest exact bonds over the matrices and one exponent a in (0, 1] chosen so the rate is closest to ``rate``
-    on a log scale.  The middle bonds then get many times the outer ones, where :func:`solve_bond_dims` gives
+    e.g. 16-256-32 for a 1024 x 256 matrix in four factors; this profile takes D(k) = round(F(k) ** a) (at least
+    1) with F the largest exact bonds over the matrices and one exponent a in [0, 1], or one bond of such a profile
+    one step up or down, chosen so the rate is closest to ``rate`` on a log scale.  The middle bonds then get many times the outer ones, where :func:`solve_bond_dims` gives
     every bond about the same D."""
     dense = sum(j * i for j, i in shapes)
     facs = [(factorize(i, n), out_factors(j, n)) for j, i in shapes]

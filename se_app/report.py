@@ -1,10 +1,10 @@
 """The compression-study report: the evaluation summary turned into one Markdown page (docs/results.md).
 
 The page is generated, never edited by hand: the command that made it, the rate-by-rate comparison of MPO
-against pruning (counted over the shipped study models: registered, named ``mpo-<N>x``, without a post-filter;
-other MPO variants such as ``mpo-20x-svd`` are listed but not counted),
-each difference with its paired-bootstrap 95 % interval (overall and per condition of the test set), the full
-tables, the plot, and a hand-written notes file appended verbatim.
+against pruning (counted: the registered ``mpo-<N>x`` against ``pruned-<N>x``; the SVD-started, int8 and distilled
+pairs are listed but not counted), each variant against its method's reference (bond profile, local tensors,
+distillation, one-shot pruning), every difference with its paired-bootstrap 95 % interval (overall and per
+condition of the test set), the full tables, the plots, and a hand-written notes file appended verbatim.
 """
 from __future__ import annotations
 
@@ -14,40 +14,56 @@ import re
 import time
 from pathlib import Path
 
-from . import plots, registry
+from . import plots
 from .evaluate import _method, markdown
 from .registry import rates_match
 
 
+# The study's naming (se_app/study.py, scripts/ship_study_v2.py): at each rate N, (MPO, pruned) name suffixes of the
+# MPO-vs-pruning rows; the first row is the one counted in the headline (fp32, as trained).
+MPO_VS_PRUNED = (("", ""), ("-svd", ""), ("-int8", "-int8"), ("-int8all", "-int8all"), ("-kd", "-kd"))
+# (variant, reference) of one method: issue 16's "best shot" comparisons at the rates they were trained at.
+VARIANTS = (("mpo-{n}x-svd", "mpo-{n}x"), ("mpo-{n}x-mountain", "mpo-{n}x"), ("mpo-{n}x-f3", "mpo-{n}x"),
+            ("mpo-{n}x-f5", "mpo-{n}x"), ("mpo-{n}x-kd", "mpo-{n}x"), ("pruned-{n}x-kd", "pruned-{n}x"),
+            ("pruned-{n}x-oneshot", "pruned-{n}x"))
+
+
+def _rates(names) -> list[int]:
+    return sorted({int(m.group(2)) for n in names if (m := re.fullmatch(r"(mpo|pruned)-(\d+)x(-.+)?", n))})
+
+
+def pairs_among(names) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(MPO-vs-pruned pairs, variant-vs-reference pairs) whose two systems are both among ``names``."""
+    have, vs, var = set(names), [], []
+    for n in _rates(have):
+        vs += [(f"mpo-{n}x{a}", f"pruned-{n}x{b}") for a, b in MPO_VS_PRUNED
+               if {f"mpo-{n}x{a}", f"pruned-{n}x{b}"} <= have]
+        var += [(a.format(n=n), b.format(n=n)) for a, b in VARIANTS if {a.format(n=n), b.format(n=n)} <= have]
+    return vs, var
+
+
 def comparison(summary: dict, metric: str = "pesq") -> tuple[list[dict], int, int]:
-    """Rows (one per pruned system and MPO system of about the same rate, within 10 %), and (wins, rates):
-    at how many pruned rates the shipped MPO study model (registered, named mpo-<N>x, no post-filter) scores at
-    least as high.  Variants (the other initialisation, post-filtered models) are rows, not counted."""
+    """Rows, one per MPO-vs-pruned pair of the study's naming (:data:`MPO_VS_PRUNED`) at about the same rate, and
+    (wins, rates): at how many rates the registered ``mpo-<N>x`` scores at least as high as ``pruned-<N>x``
+    (both as trained, float32).  Other rows (SVD start, int8, distillation) are listed, not counted."""
     sy = summary["systems"]
-    pruned = sorted((n for n, e in sy.items() if e["kind"] == "pruned"), key=lambda n: sy[n]["rate"])
     rows, wins, rates = [], 0, 0
-    for p in pruned:
-        mpos = [n for n, e in sy.items() if e["kind"] == "mpo" and rates_match(e["rate"], sy[p]["rate"])]
-        counted = [n for n in mpos if sy[n].get("registered") and re.fullmatch(r"mpo-\d+x", n)
-                   and not _method(sy[n]).endswith("+pf")]
-        for m in sorted(mpos, key=lambda n: (n not in counted, n)):
-            diff = sy[m][metric]["avg"] - sy[p][metric]["avg"]
-            rows.append({"rate": sy[p]["rate"], "mpo": m, "method": _method(sy[m]), "mpo_score": sy[m][metric]["avg"],
-                         "pruned": p, "pruned_score": sy[p][metric]["avg"], "diff": diff, "counted": m in counted})
-        if counted:
-            rates += 1
-            wins += max(sy[m][metric]["avg"] for m in counted) >= sy[p][metric]["avg"]
+    for m, p in pairs_among(sy)[0]:
+        if not rates_match(sy[m]["rate"], sy[p]["rate"]):
+            continue
+        counted = bool(re.fullmatch(r"mpo-\d+x", m) and sy[m].get("registered") and sy[p].get("registered"))
+        diff = sy[m][metric]["avg"] - sy[p][metric]["avg"]
+        rows.append({"rate": sy[p]["rate"], "mpo": m, "method": _method(sy[m]), "mpo_score": sy[m][metric]["avg"],
+                     "pruned": p, "pruned_score": sy[p][metric]["avg"], "diff": diff, "counted": counted})
+        rates, wins = rates + counted, wins + (counted and diff >= 0)
     return rows, wins, rates
 
 
 def study_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """(MPO, pruned) pairs among registered ``names`` at about the same rate: the pairs whose paired differences
-    the report gives with bootstrap intervals (``se-app evaluate --report`` adds them to ``--compare``)."""
-    models = registry.read()["models"]
-    known = {n: models[n] for n in names if n in models}
-    pruned = [n for n, e in known.items() if e["kind"] == "pruned"]
-    return [(m, p) for p in pruned for m, e in known.items()
-            if e["kind"] == "mpo" and rates_match(e["rate"], known[p]["rate"])]
+    """Every pair the report gives a bootstrap interval for (``se-app evaluate --report`` adds them to
+    ``--compare``): MPO against pruning, and each variant against its method's reference."""
+    vs, var = pairs_among(names)
+    return vs + var
 
 
 def _interval(summary: dict, a: str, b: str, metric: str, part: str = "all") -> dict | None:
@@ -77,6 +93,29 @@ def intervals_by_condition(summary: dict, pairs: list[tuple[str, str]], metric: 
                          f"{' *' if c['significant'] else ''}")
         lines.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
     return lines
+
+
+def variants_section(summary: dict) -> list[str]:
+    """Each variant against its method's reference (:data:`VARIANTS`): PESQ and STOI differences with intervals."""
+    pairs = pairs_among(summary["systems"])[1]
+    if not pairs:
+        return []
+    sy = summary["systems"]
+    lines = ["## Each method's best shot: variants against their reference", "",
+             "| variant | reference | PESQ | PESQ diff | 95 % interval | STOI | STOI diff | 95 % interval |",
+             "|---|---|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        cells = []
+        for metric in ("pesq", "stoi"):
+            if metric not in sy[a]:
+                cells += ["-", "-", "-"]
+                continue
+            ci = _interval(summary, a, b, metric)
+            mark = " *" if ci and ci["significant"] else ""
+            cells += [f"{sy[a][metric]['avg']:.3f}", f"{sy[a][metric]['avg'] - sy[b][metric]['avg']:+.3f}{mark}",
+                      _ci_text(ci)[0]]
+        lines.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
+    return lines + ["", "(* = the interval excludes zero.)", ""]
 
 
 def pareto_section(summary: dict, plot_rel: str) -> list[str]:
@@ -127,6 +166,7 @@ def render(summary: dict, command: str, plot_rel: str, notes: str = "") -> str:
         by_cond = intervals_by_condition(summary, counted, metric)
         if by_cond:
             lines += [f"Per condition ({label}, MPO minus pruned, * = interval excludes zero):", "", *by_cond, ""]
+    lines += variants_section(summary)
     lines += ["## Tables", "", markdown(summary), f"![PESQ and STOI against compression rate]({plot_rel})", ""]
     lines += pareto_section(summary, plot_rel.replace("rates.png", "pareto.png"))
     if notes:

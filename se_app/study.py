@@ -4,10 +4,11 @@ Every model sees the same number of training examples on the issue-12 recipe (re
 babble, clipping; ``cmag`` loss; look-ahead 2):
 
 - ``dense-init``: a dense LSTM trained ``base`` steps from scratch: the common starting point.
-- ``dense``, ``pruned-<N>x``, ``mpo-<N>x-svd``: that model fine-tuned ``tune`` more steps (the same lower learning
-  rate and schedule), uncompressed, magnitude-pruned (gradual cubic schedule over the first half, then
-  fine-tuning at the final sparsity) or cut to MPO by SVD.  ``base + tune`` steps in all.
-- ``mpo-<N>x``: an MPO-LSTM trained from scratch ``base + tune`` steps.
+- ``dense``, ``pruned-<N>x``, ``mpo-<N>x-svd``: its final weights (``last.pt``, exactly ``base`` steps) fine-tuned
+  ``tune`` more steps (the same lower learning rate and schedule), uncompressed, magnitude-pruned (gradual cubic
+  schedule over the first half, then fine-tuning at the final sparsity) or cut to MPO by SVD.  The fine-tune draws
+  batches ``base`` .. ``base + tune - 1`` (``--batch-offset``), so ``base + tune`` distinct batches in all.
+- ``mpo-<N>x``: an MPO-LSTM trained from scratch ``base + tune`` steps: the same batches 0 .. ``base + tune - 1``.
 - Variants at 20x and 100x (issue 16 item 2): the "mountain" bond profile, three and five local tensors,
   distillation from ``dense`` (MPO from scratch; pruning too, so neither side lacks a tool the other has),
   and one-shot pruning.
@@ -21,6 +22,7 @@ import csv
 import logging
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,19 +52,20 @@ class Job:
 
 def jobs(base: int = 2000, tune: int = 2000, root: str = "checkpoints/study2") -> list[Job]:
     """The study's jobs, in a sensible order (the common start first, then one of each kind per rate)."""
-    init = f"{root}/dense-init/best.pt"
-    teacher = f"{root}/dense/best.pt"
+    init = f"{root}/dense-init/last.pt"  # its final weights: exactly ``base`` steps (best.pt may be earlier)
+    teacher = f"{root}/dense/best.pt"  # the dense reference as shipped
     total = base + tune
+    tune_lr = (*TUNE_LR, "--batch-offset", str(base))
     out = [Job("dense-init", base, ("--kind", "dense", *SCRATCH_LR), what="dense, from scratch (common start)"),
-           Job("dense", tune, ("--kind", "dense", "--init-from", init, *TUNE_LR), ("dense-init",),
+           Job("dense", tune, ("--kind", "dense", "--init-from", init, *tune_lr), ("dense-init",),
                "dense, fine-tuned (uncompressed reference)")]
     for r in RATES:
         out += [Job(f"mpo-{r}x", total, ("--kind", "mpo", "--rate", str(r), *SCRATCH_LR),
                     what="MPO from scratch, uniform bonds, 4 local tensors"),
-                Job(f"pruned-{r}x", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *TUNE_LR,
+                Job(f"pruned-{r}x", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *tune_lr,
                                            "--prune-start", "0", "--prune-end", "0.5"), ("dense-init",),
                     "magnitude pruning of dense-init, gradual (cubic) then fine-tuned"),
-                Job(f"mpo-{r}x-svd", tune, ("--kind", "mpo", "--rate", str(r), "--init-from", init, *TUNE_LR),
+                Job(f"mpo-{r}x-svd", tune, ("--kind", "mpo", "--rate", str(r), "--init-from", init, *tune_lr),
                     ("dense-init",), "MPO by SVD of dense-init, fine-tuned")]
     for r in VARIANT_RATES:
         mpo = ("--kind", "mpo", "--rate", str(r), *SCRATCH_LR)
@@ -72,11 +75,11 @@ def jobs(base: int = 2000, tune: int = 2000, root: str = "checkpoints/study2") -
                 Job(f"mpo-{r}x-f5", total, (*mpo, "--factors", "5"), what="MPO, 5 local tensors", group="variant"),
                 Job(f"mpo-{r}x-kd", total, (*mpo, "--teacher", teacher), ("dense",),
                     "MPO from scratch, distilled from dense", "variant"),
-                Job(f"pruned-{r}x-kd", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *TUNE_LR,
+                Job(f"pruned-{r}x-kd", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init, *tune_lr,
                                               "--prune-start", "0", "--prune-end", "0.5", "--teacher", teacher),
                     ("dense-init", "dense"), "pruning as pruned-<N>x, distilled from dense", "variant"),
                 Job(f"pruned-{r}x-oneshot", tune, ("--kind", "pruned", "--rate", str(r), "--init-from", init,
-                                                   *TUNE_LR, "--prune-start", "0", "--prune-end", "0"),
+                                                   *tune_lr, "--prune-start", "0", "--prune-end", "0"),
                     ("dense-init",), "one-shot magnitude pruning, then fine-tuned", "variant")]
     return out
 
@@ -117,43 +120,53 @@ def state(job: Job, root: Path, known: list[Job]) -> str:
 
 def command(job: Job, data: str, root: Path, minutes: float | None) -> list[str]:
     """The ``se-app train`` command of a job (resumable: run it again and it continues)."""
-    cmd = ["se-app", "-q", "train", "--data", data, "-o", str(root / job.name), "--steps", str(job.steps),
-           *RECIPE, *job.args, "--threads", "1", "--resume"]
+    cmd = [sys.executable, "-m", "se_app", "-q", "train", "--data", data, "-o", str(root / job.name),
+           "--steps", str(job.steps), *RECIPE, *job.args, "--threads", "1", "--resume"]
     return cmd + (["--max-minutes", f"{minutes:.1f}"] if minutes is not None else [])
 
 
 def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float = 150.0,
-        launch: Callable[..., object] = subprocess.run) -> list[str]:
-    """Run unfinished jobs, ``workers`` at a time, until all are done or ``minutes`` are spent (a job stops at its
-    next validation after that; started jobs only, none after the deadline).  Returns the names finished."""
+        launch: Callable[..., object] = subprocess.run, min_start_minutes: float = 10.0) -> list[str]:
+    """Run unfinished jobs, ``workers`` at a time, until all are done or ``minutes`` are spent: a job starts only
+    with ``min_start_minutes`` left and stops (resumably) at its first validation after the deadline.  Jobs wait for
+    the jobs they need; one that fails leaves its dependants waiting.  Returns the names finished."""
     deadline = time.time() + 60 * minutes
     root.mkdir(parents=True, exist_ok=True)
     pending = [j for j in todo if state(j, root, todo) != "done"]
     finished: list[str] = []
     running: set[str] = set()
+    lock = threading.Lock()  # pending, running and finished are shared by the workers
 
-    def next_job() -> Job | None:
-        for j in pending:
-            if j.name not in running and state(j, root, todo) in ("ready", "partial"):
-                pending.remove(j)
-                running.add(j.name)
-                return j
-        return None
+    def next_job() -> tuple[Job | None, bool]:
+        """(a job to run now, whether anything may still become ready)."""
+        with lock:
+            for j in pending:
+                if state(j, root, todo) in ("ready", "partial"):
+                    pending.remove(j)
+                    running.add(j.name)
+                    return j, True
+            return None, bool(pending) and bool(running)
 
     def worker() -> None:
-        while time.time() < deadline - 120:  # no new job in the last two minutes
-            j = next_job()
+        while (deadline - time.time()) / 60 >= min_start_minutes:
+            j, hope = next_job()
             if j is None:
-                if not pending or not running:
+                if not hope:
                     return
                 time.sleep(5)  # a job it needs is still running
                 continue
-            left = (deadline - time.time()) / 60
-            with open(root / f"{j.name}.log", "a") as logf:
-                launch(command(j, data, root, left), stdout=logf, stderr=subprocess.STDOUT, check=False)
-            running.discard(j.name)
+            try:
+                with open(root / f"{j.name}.log", "a") as logf:
+                    launch(command(j, data, root, (deadline - time.time()) / 60), stdout=logf,
+                           stderr=subprocess.STDOUT, check=False)
+            except OSError as e:  # could not start it: say so, leave it for the next run
+                log.error("study: %s could not start: %s", j.name, e)
+            finally:
+                with lock:
+                    running.discard(j.name)
             if state(j, root, todo) == "done":
-                finished.append(j.name)
+                with lock:
+                    finished.append(j.name)
                 log.info("study: %s done", j.name)
             else:  # stopped by the deadline (resumable) or failed: say so, leave it for the next run
                 log.warning("study: %s stopped at step %d of %d", j.name, steps_done(root / j.name), j.steps)

@@ -39,6 +39,7 @@ class TrainConfig:
     epoch_steps: int = 250
     clip: float = 1.0
     seed: int = 0
+    batch_offset: int = 0  # batch k is drawn from rng([seed, k + batch_offset]) (batch_rng)
     loss: str = "irm"  # "irm", "irm+mag", "cmag", "cmag+irm": see loss_fn
     noise_speed: float = 0.0  # > 1: half the noise segments are resampled by a factor in [1/x, x] (0: off)
     speech_fraction: float = 1.0  # < 1: train on a fixed subset of the speech clips (data-size ablation)
@@ -77,12 +78,20 @@ class TrainConfig:
 
 
 def cubic_sparsity(step: int, final: float, start: int, end: int) -> float:
-    """Zhu & Gupta (2017): s_t = s_f (1 - (1 - (t - t0) / (t_end - t0))^3), 0 before t0, s_f after t_end."""
-    if step <= start:
-        return 0.0
+    """Zhu & Gupta (2017): s_t = s_f (1 - (1 - (t - t0) / (t_end - t0))^3), 0 up to t0, s_f from t_end on
+    (t0 = t_end: one-shot pruning at t_end)."""
     if step >= end:
         return final
+    if step <= start:
+        return 0.0
     return final * (1.0 - (1.0 - (step - start) / (end - start)) ** 3)
+
+
+def batch_rng(cfg: TrainConfig, k: int) -> np.random.Generator:
+    """The generator of training batch k: rng([seed, k + batch_offset]), so a resumed run sees the batches the
+    uninterrupted run would have, and a fine-tune that passes the steps its start model trained (batch_offset)
+    sees new mixtures rather than that model's first batches again."""
+    return np.random.default_rng([cfg.seed, k + cfg.batch_offset])
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -215,11 +224,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
         writer.writeheader()
     row: dict = {}
     t0 = time.time()
-    batches = data.Prefetcher(lambda k: mixer.batch(np.random.default_rng([cfg.seed, k]), cfg.batch), step)
+    batches = data.Prefetcher(lambda k: mixer.batch(batch_rng(cfg, k), cfg.batch), step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model.cfg.kind}", disable=not progress)
     losses = []
     while step < cfg.steps:
-        if pruned and step % cfg.prune_every == 0:
+        if pruned and (step % cfg.prune_every == 0 or step == p1):  # at p1: the final sparsity, exactly
             model.core.prune_to(cubic_sparsity(step, model.cfg.sparsity, p0, p1))
         X, irm, mag, w = to_batch(batches.get(step), stft_cfg)
         taught = teacher_targets(teacher, X, irm, mag) if teacher is not None else None
@@ -253,7 +262,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
                     "train_seconds": round(elapsed, 1), "threads": threads, "train": asdict(cfg)}
             scores = {"valid": {k: row[k] for k in ("val_loss", "val_pesq", "val_stoi")}}
             # Pruned models only count as "best" once they reach their final sparsity.
-            eligible = not pruned or step >= p1
+            eligible = not pruned or step > p1  # the final mask is set at the start of step p1
             if eligible and row["val_pesq"] > best:
                 best = row["val_pesq"]
                 checkpoint.save(out / "best.pt", model, stft_cfg, prov, scores)

@@ -63,26 +63,31 @@ def test_report_counts_registered_mpo_against_pruning_rate_by_rate():
 
     summary = {"systems": {
         "noisy": _sys("noisy", None, 1.3), "lstm-dense": _sys("dense", 1.0, 1.6),
-        "mpo-5x": _sys("mpo", 5.03, 1.50, "mpo-svd"), "pruned-5x": _sys("pruned", 5.0, 1.55),
-        "mpo-20x": _sys("mpo", 19.99, 1.50, "mpo-svd"), "pruned-20x": _sys("pruned", 20.0, 1.45),
-        "scratch-20x": _sys("mpo", 20.9, 1.60, "mpo-scratch", registered=False),
-        "mpo-20x-scratch": _sys("mpo", 20.9, 1.60, "mpo-scratch"),
-        "mpo-20x-pf": _sys("mpo", 19.99, 1.70, "mpo-svd+pf"),
-        "mpo-100x": _sys("mpo", 99.8, 1.40, "mpo-svd"), "pruned-100x": _sys("pruned", 100.0, 1.40)}}
+        "mpo-5x": _sys("mpo", 5.03, 1.50, "mpo-scratch"), "pruned-5x": _sys("pruned", 5.0, 1.55),
+        "mpo-20x": _sys("mpo", 19.99, 1.50, "mpo-scratch"), "pruned-20x": _sys("pruned", 20.0, 1.45),
+        "mpo-20x-svd": _sys("mpo", 19.99, 1.40, "mpo-svd"), "mpo-20x-mountain": _sys("mpo", 20.0, 1.55),
+        "mpo-20x-int8": _sys("mpo", 19.99, 1.49, "mpo-scratch+int8"),
+        "pruned-20x-int8": _sys("pruned", 20.0, 1.44, "pruned+int8"), "pruned-20x-kd": _sys("pruned", 20.0, 1.5),
+        "pruned-20x-oneshot": _sys("pruned", 20.0, 1.3), "scratch-20x": _sys("mpo", 20.9, 1.60, registered=False),
+        "mpo-100x": _sys("mpo", 99.8, 1.40), "pruned-100x": _sys("pruned", 100.0, 1.40),
+        "mpo-50x": _sys("mpo", 50.0, 1.40, registered=False), "pruned-50x": _sys("pruned", 50.0, 1.30)}}
     rows, wins, rates = report.comparison(summary)
-    assert (wins, rates) == (2, 3)  # 20x and 100x (a tie counts); 5x loses; unregistered / +pf not counted
-    assert {r["mpo"] for r in rows if not r["counted"]} == {"scratch-20x", "mpo-20x-pf", "mpo-20x-scratch"}
+    # 20x and 100x (a tie counts); 5x loses; 50x is not registered; int8, kd and one-shot pruned add no rate
+    assert (wins, rates) == (2, 3)
+    assert [(r["mpo"], r["pruned"]) for r in rows if not r["counted"]] == [
+        ("mpo-20x-svd", "pruned-20x"), ("mpo-20x-int8", "pruned-20x-int8"), ("mpo-50x", "pruned-50x")]
+    assert report.pairs_among(summary["systems"])[1] == [
+        ("mpo-20x-svd", "mpo-20x"), ("mpo-20x-mountain", "mpo-20x"), ("pruned-20x-kd", "pruned-20x"),
+        ("pruned-20x-oneshot", "pruned-20x")]
 
 
 def test_report_gives_each_mpo_pruned_difference_its_interval_overall_and_per_condition(monkeypatch):
-    from se_app import registry, report
+    from se_app import report
 
-    fake = {"models": {"mpo-20x": {"kind": "mpo", "rate": 20.0}, "mpo-20x-svd": {"kind": "mpo", "rate": 20.9},
-                       "pruned-20x": {"kind": "pruned", "rate": 20.0}, "pruned-5x": {"kind": "pruned", "rate": 5.0},
-                       "lstm-dense": {"kind": "dense", "rate": 1.0}}}
-    monkeypatch.setattr(registry, "read", lambda root=None: fake)
-    pairs = report.study_pairs(["mpo-20x", "mpo-20x-svd", "pruned-20x", "pruned-5x", "lstm-dense", "noisereduce"])
-    assert pairs == [("mpo-20x", "pruned-20x"), ("mpo-20x-svd", "pruned-20x")]
+    pairs = report.study_pairs(["mpo-20x", "mpo-20x-svd", "pruned-20x", "pruned-5x", "lstm-dense", "noisereduce",
+                                "mpo-20x-int8all", "pruned-20x-int8all", "pruned-20x-int8"])
+    assert pairs == [("mpo-20x", "pruned-20x"), ("mpo-20x-svd", "pruned-20x"),
+                     ("mpo-20x-int8all", "pruned-20x-int8all"), ("mpo-20x-svd", "mpo-20x")]
 
     def ci(a, b, part, mean, lo, hi):
         return {"a": a, "b": b, "metric": "pesq", "part": part, "mean": mean, "lo": lo, "hi": hi, "n": 9, "nan": 0,

@@ -24,8 +24,11 @@ def test_every_model_sees_the_same_examples_and_starts_from_jobs_that_come_first
     for j in todo:
         assert all(names.index(n) < names.index(j.name) for n in j.needs)
         start = j.args[j.args.index("--init-from") + 1] if "--init-from" in j.args else ""
-        before = sum(by[n].steps for n in j.needs if start.endswith(f"/{n}/best.pt"))  # of the model it starts from
+        before = sum(by[n].steps for n in j.needs if start.endswith(f"/{n}/last.pt"))  # its final weights
         assert j.name == "dense-init" or j.steps + before == 500, j.name
+        # a fine-tune draws the batches after its start model's: base + tune distinct batches, as from scratch
+        offset = int(j.args[j.args.index("--batch-offset") + 1]) if "--batch-offset" in j.args else 0
+        assert offset == before and ("--init-from" in j.args) == (offset > 0)
     main = {j.name for j in todo if j.group == "main"}
     for r in study.RATES:
         assert {f"mpo-{r}x", f"pruned-{r}x", f"mpo-{r}x-svd"} <= main
@@ -36,7 +39,8 @@ def test_every_model_sees_the_same_examples_and_starts_from_jobs_that_come_first
 def test_every_job_command_is_a_valid_train_command():
     for j in study.jobs():
         cmd = study.command(j, "../shared/data", Path("runs/s"), 12.0)
-        a = parser().parse_args(cmd[1:])
+        assert cmd[1:3] == ["-m", "se_app"]
+        a = parser().parse_args(cmd[3:])
         assert a.fn.__name__ == "cmd_train" and a.steps == j.steps and a.resume and a.max_minutes == 12.0
         assert a.loss == "cmag" and a.lookahead == 2 and a.output == f"runs/s/{j.name}"
         assert (a.kind == "pruned") == j.name.startswith("pruned")
@@ -70,12 +74,44 @@ def test_runner_runs_jobs_after_what_they_need_and_skips_finished_ones(tmp_path)
         order.append(name)
         _log(tmp_path, name, job.steps)
 
-    done = study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=launch)
+    done = study.run(todo, "data", tmp_path, workers=2, minutes=30, launch=launch)
     assert order == ["dense-init", "pruned-20x"] and sorted(done) == ["dense-init", "pruned-20x"]
 
 
 def test_a_failed_job_is_reported_and_its_dependants_are_not_started(tmp_path):
     todo = study.select(["mpo-20x-svd"], study.jobs(base=300, tune=200))
     order = []
-    done = study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=lambda cmd, **kw: order.append(cmd))
+    done = study.run(todo, "data", tmp_path, workers=2, minutes=30, launch=lambda cmd, **kw: order.append(cmd))
     assert len(order) == 1 and done == [] and study.state(todo[1], tmp_path, todo) == "waiting"
+
+
+def test_two_workers_never_take_the_same_job_and_a_launch_that_cannot_start_does_not_hang(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    todo = [j for j in study.jobs(base=300, tune=200) if not j.needs][:6]  # six jobs ready at once
+    launched, slow = [], study.state
+
+    def state(job, root, known):  # widen the window in which two workers could pick the same job
+        time.sleep(0.01)
+        return slow(job, root, known)
+
+    monkeypatch.setattr(study, "state", state)
+
+    def launch(cmd, **kw):
+        name = Path(cmd[cmd.index("-o") + 1]).name
+        launched.append((name, threading.get_ident()))
+        _log(tmp_path, name, next(j.steps for j in todo if j.name == name))
+
+    done = study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=launch, min_start_minutes=0)
+    names = [n for n, _ in launched]
+    assert sorted(names) == sorted(j.name for j in todo) == sorted(done)  # each once
+    assert len({t for _, t in launched}) == 2  # both workers worked
+
+    def broken(cmd, **kw):
+        raise FileNotFoundError("se-app")
+
+    t0 = time.time()
+    todo = study.select(["dense"], study.jobs(base=300, tune=200))
+    assert study.run(todo, "data", tmp_path / "b", workers=2, minutes=10, launch=broken, min_start_minutes=0) == []
+    assert time.time() - t0 < 30  # dense waits for dense-init, which could not start: nobody waits forever

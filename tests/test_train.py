@@ -46,6 +46,30 @@ def test_pruned_training_reaches_its_rate(corpus_dir, tmp_path):
     assert m.rate() == pytest.approx(10, rel=0.02)
 
 
+@pytest.mark.parametrize("start,end", [(0.0, 0.5), (0.0, 0.0)])
+def test_pruned_best_checkpoint_holds_the_final_sparsity_and_one_shot_prunes_at_once(corpus_dir, tmp_path, start, end):
+    """prune_every (50) longer than the run: the final mask must still come at prune_end (step 20 of 40), and no
+    checkpoint before it may become best.pt; one-shot (start = end = 0) prunes at step 0."""
+    from se_app.train import cubic_sparsity
+
+    assert cubic_sparsity(0, 0.9, 0, 0) == 0.9 and cubic_sparsity(20, 0.9, 0, 20) == 0.9
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 40, "prune_start": start, "prune_end": end})
+    train(ModelConfig(kind="pruned", hidden=16, sparsity=0.9), cfg, tmp_path, str(corpus_dir), progress=False)
+    best, _, ck = checkpoint.load(tmp_path / "best.pt")
+    assert best.rate() == pytest.approx(10, rel=0.02)
+    assert ck["provenance"]["steps"] in ((40,) if end else (20, 40))
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert float(rows[0]["sparsity"]) == pytest.approx(0.9 if not end else 0.0, abs=0.02)
+
+
+def test_batch_offset_shifts_the_batches_a_run_draws():
+    from se_app.train import batch_rng
+
+    a = batch_rng(TrainConfig(batch_offset=5), 0).random(4)
+    assert np.array_equal(a, batch_rng(TrainConfig(), 5).random(4))
+    assert not np.array_equal(a, batch_rng(TrainConfig(), 0).random(4))
+
+
 def test_mpo_from_dense_init(corpus_dir, tmp_path):
     cfg = TrainConfig(**{**TINY_TRAIN, "steps": 20})
     train(ModelConfig(hidden=16), cfg, tmp_path / "d", str(corpus_dir), progress=False)
@@ -96,6 +120,7 @@ def test_distillation_works_for_every_loss(corpus_dir, kind):
     ignored the teacher); at kd_weight 0.5 the loss is the mean of the two terms.  A teacher with a longer
     look-ahead leaves the student's last frames to the ground truth."""
     from se_app.losses import aligned, distilled_loss, loss_fn, teacher_targets
+    from se_app.stft import log_power
 
     corpus = data.load_corpus(data.list_corpus(str(corpus_dir), "train"))
     mixer = data.Mixer(corpus, seconds=1.0)
@@ -110,6 +135,9 @@ def test_distillation_works_for_every_loss(corpus_dir, kind):
         truth = float(loss_fn(*args, kind))
         assert truth > 1e-3 and float(distilled_loss(*args, kind, taught, 0.0)) == pytest.approx(truth)
         assert float(distilled_loss(*args, kind, taught, 0.5)) == pytest.approx(truth / 2, rel=1e-5)
+        quick = MaskNet(ModelConfig(hidden=8, lookahead=0))  # a teacher that sees less ahead: frame t is frame t
+        q_irm, _ = teacher_targets(quick, X, irm, clean)
+        assert torch.allclose(q_irm[:, :args[0].shape[1]], quick.masks(log_power(X))[:, :args[0].shape[1]])
         slow = MaskNet(ModelConfig(hidden=8, lookahead=3))
         t_irm, t_clean = teacher_targets(slow, X, irm, clean)
         T = X.shape[1] - 3
