@@ -10,7 +10,7 @@ import csv
 import math
 
 from se_app import stats
-from se_app.testset import condition_of
+from se_app.testset import condition_of, speech_of
 
 
 def main() -> None:
@@ -28,7 +28,9 @@ def main() -> None:
             vals = {m: float(r[m]) if r.get(m) not in (None, "") else math.nan for m in stats.METRICS}
             rows[(name, r["file"])] = {"system": name, "file": r["file"], **vals}
     condition = condition_of(a.testset) if a.testset else None
-    print(stats.markdown(stats.compare(list(rows.values()), stats.parse_pairs(a.pairs), condition)))
+    cluster = speech_of(a.testset) if a.testset else None  # files of one utterance are resampled together
+    print(stats.markdown(stats.compare(list(rows.values()), stats.parse_pairs(a.pairs), condition,
+                                       cluster=cluster or None)))
 
 
 if __name__ == "__main__":

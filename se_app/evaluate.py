@@ -29,7 +29,7 @@ from .enhancer import Enhancer
 from .metrics import METRICS, scores
 from .plots import method_label as _method
 from .conditions import by_condition, conditions_markdown
-from .testset import condition_of, noise_of, pairs, snr_of
+from .testset import condition_of, noise_of, pairs, snr_of, speech_of
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def write_outputs(out: Path, rows: list[dict], meta: dict, testset: str | Path, 
     if condition:
         summary["conditions"] = by_condition(rows, meta, condition)
     if compare and rows:
-        summary["comparisons"] = stats.compare(rows, compare, condition)
+        summary["comparisons"] = stats.compare(rows, compare, condition, cluster=speech_of(testset) or None)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     if rows:  # an empty shard (more shards than files) has nothing to plot

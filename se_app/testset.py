@@ -53,6 +53,11 @@ CONDITIONS = ("clean", "reverb", "tel")  # studio speech + noise; in a room (tes
 TEL_RATE = 8000
 
 
+def speech_of(testset: str | Path) -> dict[str, str]:
+    """File name -> the speech recording it was made from, from DIR/pairs.csv; empty when there is none."""
+    return {r["name"]: r["speech"] for r in _listing(testset) if r.get("speech")}
+
+
 def condition_of(testset: str | Path) -> dict[str, str]:
     """File name -> its condition, from DIR/pairs.csv; empty when there is none (or it has no such column)."""
     return {r["name"]: r["condition"] for r in _listing(testset) if r.get("condition")}

@@ -36,6 +36,23 @@ def test_nan_files_are_left_out_and_counted():
     assert r["n"] == 2 and r["nan"] == 2 and r["mean"] == pytest.approx(0.5)
 
 
+def test_files_of_one_recording_are_resampled_together():
+    """Ten recordings, each scored five times with the same difference: the files are not independent.  Resampled
+    by recording the interval is about sqrt(5) times wider than resampled by file; with every file its own
+    cluster it is the file-level one."""
+    rng = np.random.default_rng(1)
+    per_rec = rng.normal(0.05, 0.1, 10)
+    d = np.repeat(per_rec, 5)
+    labels = np.repeat(np.arange(10), 5)
+    files = stats.paired_bootstrap(d, np.zeros_like(d))
+    recs = stats.paired_bootstrap(d, np.zeros_like(d), clusters=labels)
+    own = stats.paired_bootstrap(d, np.zeros_like(d), clusters=np.arange(50))
+    assert recs["mean"] == pytest.approx(files["mean"]) and recs["clusters"] == 10 and files["clusters"] == 50
+    ratio = (recs["hi"] - recs["lo"]) / (files["hi"] - files["lo"])
+    assert 1.7 < ratio < 2.9
+    assert own["hi"] - own["lo"] == pytest.approx(files["hi"] - files["lo"], rel=0.1)
+
+
 def test_pairs_parse_and_bad_ones_are_refused():
     assert stats.parse_pairs("a:b, c:d") == [("a", "b"), ("c", "d")]
     for bad in ("a", "a:", ":b"):
@@ -62,6 +79,9 @@ def test_evaluate_compare_writes_intervals_overall_and_per_condition(corpus_dir,
     st = next(c for c in comps if c["part"] == "all" and c["metric"] == "stoi")
     sy = summary["systems"]
     assert st["mean"] == pytest.approx(sy["tiny-mpo"]["stoi"]["avg"] - sy["noisy"]["stoi"]["avg"], abs=1e-9)
+    from se_app.testset import speech_of
+    recordings = len(set(speech_of(ts).values()))
+    assert 1 < recordings < 12 and st["clusters"] == recordings  # files of one utterance resampled together
     assert json.loads((tmp_path / "ev" / "summary.json").read_text())["comparisons"] == comps
     assert "Paired differences" in (tmp_path / "ev" / "summary.md").read_text()
     with pytest.raises(ValueError, match="not among the systems"):
