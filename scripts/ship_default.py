@@ -23,7 +23,8 @@ COMMAND = ("se-app train --data ../shared/data -o checkpoints/issue12/mpo10x-la2
 
 def scores_of(ckpt_path: Path, summary: dict, system: str) -> dict:
     """The registry's scores entry: valid (from the checkpoint), dev test v2 overall and per condition."""
-    v, step = checkpoint.read(ckpt_path)["scores"]["valid"], checkpoint.read(ckpt_path)["provenance"]["steps"]
+    ck = checkpoint.read(ckpt_path)
+    v, step = ck["scores"]["valid"], ck["provenance"]["steps"]
     e = summary["systems"][system]
     return {"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4), "step": step, "files": 48,
                       "note": "valid mixtures of the issue-12 recipe"},
