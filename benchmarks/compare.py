@@ -1,7 +1,7 @@
 """Side-by-side speed of se_app and its peers, one thread, same audio, same run.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/compare.py [--model mpo-20x-kd-pf] [--seconds 20] [--rounds 3]
-           [--plot docs/benchmarks_rtf.png --plot-models lstm-dense-pf mpo-5x mpo-20x-kd-pf mpo-100x pruned-20x]
+Usage: OMP_NUM_THREADS=1 python benchmarks/compare.py [--model NAME (default: the registry default)] [--seconds 20] [--rounds 3]
+           [--plot docs/benchmarks_rtf.png --plot-models lstm-dense mpo-5x mpo-10x-v2 mpo-100x pruned-20x]
 
 Systems: se_app offline (whole file, torch and onnx backends), se_app streaming (one 16 ms hop per call, torch
 and onnx), RNNoise's 10 ms frame loop (its C library from Python, on the clip resampled to 48 kHz beforehand)
@@ -190,13 +190,15 @@ def plot(models: list[str], seconds: float, results: dict[str, list[dict]], path
 
 
 def main() -> None:
+    from se_app import registry
+
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="mpo-20x-kd-pf")
+    p.add_argument("--model", default=registry.read()["default"])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--systems", nargs="*", default=SYSTEMS, help=f"any of {SYSTEMS + DIRECT}")
     p.add_argument("--plot", type=Path, help="also plot RTF against parameters to this PNG")
-    p.add_argument("--plot-models", nargs="*", default=["lstm-dense-pf", "mpo-5x", "mpo-20x-kd-pf", "mpo-100x",
+    p.add_argument("--plot-models", nargs="*", default=["lstm-dense", "mpo-5x", registry.read()["default"], "mpo-100x",
                                                          "pruned-20x"])
     p.add_argument("--json", type=Path, help="write the raw measurements here")
     p.add_argument("--worker", help=argparse.SUPPRESS)

@@ -1,7 +1,7 @@
 """Speed of the issue-15 features, one thread: DNSMOS per second of audio, the live tab's per-chunk time, and
 truncating a model.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/realworld.py [--model mpo-20x-kd-pf] [--rounds 3]
+Usage: OMP_NUM_THREADS=1 python benchmarks/realworld.py [--model NAME (default: the registry default)] [--rounds 3]
 
 - DNSMOS: :func:`se_app.dnsmos.score` on a 3 s clip (repeated to 9.01 s: 3 windows) and a 60 s clip (52 windows,
   one a second), after one warm-up call (session creation excluded); median over rounds.
@@ -35,7 +35,7 @@ def clip(seconds: float, rate: int) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="mpo-20x-kd-pf")
+    ap.add_argument("--model", default=registry.read()["default"])
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
 Each peer looks like an :class:`~se_app.enhancer.Enhancer` to the evaluation loop (``name``, ``info``,
 ``enhance(x, sr)``), like the classical baselines in :mod:`se_app.baselines`, which registers them by name, e.g.
-``se-app evaluate --models mpo-20x-kd-pf,rnnoise,nsnet2``.  Both are optional: ``pip install -e '.[peers]'``.
+``se-app evaluate --models mpo-10x-v2,rnnoise,nsnet2``.  Both are optional: ``pip install -e '.[peers]'``.
 
 - ``rnnoise``: Valin's RNNoise (the C library that the ``pyrnnoise`` wheel ships), 48 kHz, 10 ms frames, driven
   frame by frame through ctypes exactly as a live caller would.  The ``pyrnnoise`` Python wrapper itself is not
