@@ -119,6 +119,9 @@ def add_commands(sub) -> None:
                         help="target under reverberation: the reverberant speech, its first 50 ms, or the dry "
                              "speech (reverb)")
     t.add_argument("--teacher", help="checkpoint to distil from: the loss is also taken against its output (--kd-weight)")
+    t.add_argument("--kd-weight", dest="kd_weight", type=float, metavar="W",
+                   help="with --teacher: loss = (1 - W) x loss to the truth + W x loss to the teacher (0.5); a resumed "
+                        "run that had a teacher keeps its own")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.add_argument("--reset-best", action="store_true",

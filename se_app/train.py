@@ -177,9 +177,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
     ckpt = checkpoint.read(last) if resume and last.exists() else None
     if ckpt is not None:
         # A resumed run keeps its recipe (data included); only more steps, or a teacher for the steps still to
-        # come, may be added.
-        cfg = TrainConfig.from_checkpoint({**ckpt["train"], "steps": max(cfg.steps, ckpt["train"]["steps"]),
-                                     **({"teacher": cfg.teacher, "kd_weight": cfg.kd_weight} if cfg.teacher else {})})
+        # come, may be added.  A run that already had a teacher keeps its weight (the path may be given anew,
+        # e.g. after a move): a resume command without --kd-weight must not reset it to the default.
+        saved = ckpt["train"]
+        taught = {}
+        if cfg.teacher:
+            taught = {"teacher": cfg.teacher,
+                      "kd_weight": saved.get("kd_weight", cfg.kd_weight) if saved.get("teacher") else cfg.kd_weight}
+        cfg = TrainConfig.from_checkpoint({**saved, "steps": max(cfg.steps, saved["steps"]), **taught})
     rooms_cache = data.rooms.default_cache()
     mixer = training_mixer(cfg, data_root, speech_dir, noise_dir, rooms_cache)
     valid = valid_set(data.load_corpus(data.list_corpus(data_root, "valid", speech_dir, noise_dir)), cfg, rooms_cache)

@@ -107,9 +107,13 @@ def test_distillation_target_follows_the_teacher(corpus_dir, tmp_path):
     train(mc, kd, tmp_path / "kd", str(corpus_dir), progress=False, max_minutes=0)  # stop after one epoch
     train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 40}), tmp_path / "kd", str(corpus_dir), progress=False,
           resume=True)
+    # resumed again with the teacher named but no weight (a CLI resume): the run keeps its weight 1.0
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 60, "teacher": str(tmp_path / "teacher.pt")}), tmp_path / "kd",
+          str(corpus_dir), progress=False, resume=True)
     plain, _, _ = checkpoint.load(tmp_path / "irm" / "last.pt")
     student, _, ck = checkpoint.load(tmp_path / "kd" / "last.pt")
     assert ck["provenance"]["train"]["teacher"].endswith("teacher.pt")
+    assert ck["provenance"]["train"]["kd_weight"] == 1.0 and ck["provenance"]["steps"] == 60
     with torch.no_grad():
         assert float(student.masks(feats).mean()) > float(plain.masks(feats).mean()) + 0.1
 
