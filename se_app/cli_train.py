@@ -113,15 +113,14 @@ def add_commands(sub) -> None:
                     ("babble", "noise replaced by babble of 3-6 talkers (0.1)"),
                     ("clipping", "mixture mildly clipped (0.05)")):
         recipe.add_argument("--" + f.replace("_", "-"), dest=f, type=float, metavar="P", help=what)
+    recipe.add_argument("--snr-min", dest="snr_min", type=float, metavar="DB", help="lowest training SNR (-5)")
+    recipe.add_argument("--snr-max", dest="snr_max", type=float, metavar="DB", help="highest training SNR (20)")
     recipe.add_argument("--sim-rooms", dest="sim_rooms", type=int, metavar="N",
                         help="rooms simulated with pyroomacoustics for reverberation, cached (200)")
     recipe.add_argument("--target", choices=["reverb", "early", "dry"],
                         help="target under reverberation: the reverberant speech, its first 50 ms, or the dry "
                              "speech (reverb)")
     t.add_argument("--teacher", help="checkpoint to distil from: the loss is also taken against its output (--kd-weight)")
-    t.add_argument("--kd-weight", dest="kd_weight", type=float, metavar="W",
-                   help="with --teacher: loss = (1 - W) x loss to the truth + W x loss to the teacher (0.5); a resumed "
-                        "run that had a teacher keeps its own")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.add_argument("--reset-best", action="store_true",

@@ -21,7 +21,8 @@ TRAIN_OPTIONS = (  # train's TrainConfig options: name, type, help (defaults com
      "at this fraction of the run"), ("prune_end", float, "pruned kind: and reaches its sparsity here"),
     ("noise_speed", float, "> 1: half the noise segments resampled by a factor in [1/x, x]; 0: off"),
     ("speech_fraction", float, "< 1: train on this fixed share of the speech clips"),
-    ("kd_weight", float, "with --teacher: loss = (1 - w) x loss to the truth + w x loss to the teacher"))
+    ("kd_weight", float, "with --teacher: loss = (1 - w) x loss to the truth + w x loss to the teacher (a "
+     "resumed run that had a teacher keeps its own)"))
 
 
 def decibels(text: str) -> float:

@@ -55,6 +55,8 @@ class TrainConfig:
     babble: float = 0.1
     clipping: float = 0.05
     sim_rooms: int = 200  # simulated train rooms (valid: a tenth of that, at most 20, from another seed)
+    snr_min: float = -5.0  # training SNRs are uniform in [snr_min, snr_max] dB (the valid set keeps its own)
+    snr_max: float = 20.0
     valid_count: int = 48
     valid_pesq_count: int = 16
     prune_start: float = 0.1  # gradual pruning (pruned kind): fractions of the run
@@ -158,7 +160,10 @@ def training_mixer(cfg: TrainConfig, data_root: str | None = None, speech_dir: s
     corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
     corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
     rirs = data.rooms.simulated_bank(cfg.sim_rooms if cfg.reverb > 0 else 0, "train", rooms_cache)
-    return data.Mixer(corpus, cfg.seconds, noise_speed=cfg.noise_speed, mix=cfg.mix(), simulated_rirs=rirs)
+    if not cfg.snr_min <= cfg.snr_max:
+        raise ValueError(f"snr_min {cfg.snr_min} is above snr_max {cfg.snr_max}")
+    return data.Mixer(corpus, cfg.seconds, snr_range=(cfg.snr_min, cfg.snr_max), noise_speed=cfg.noise_speed,
+                      mix=cfg.mix(), simulated_rirs=rirs)
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_root: str | None = None,

@@ -278,3 +278,15 @@ def test_dc_offset_in_a_recording_does_not_fake_the_snr(tmp_path):
     ex = data.Mixer(clips, seconds=1.5, eq=False).mix(np.random.default_rng(0), snr_db=0.0)
     ac = lambda x: float(np.var(x.astype(np.float64)))  # noqa: E731 - power without DC
     assert abs(10 * np.log10(ac(ex.clean) / ac(ex.noise))) < 0.5
+
+
+def test_training_snr_range_is_the_recipe_s(corpus_dir):
+    """--snr-min/--snr-max set the training mixtures' SNR range (the valid set keeps its fixed SNRs)."""
+    cfg = TrainConfig(**{**TINY_TRAIN, "snr_min": 0.0, "snr_max": 5.0, "reverb": 0.0, "sim_rooms": 0})
+    mixer = training_mixer(cfg, str(corpus_dir))
+    snrs = [e.snr_db for e in mixer.batch(np.random.default_rng(0), 40)]
+    assert min(snrs) >= 0.0 and max(snrs) <= 5.0 and max(snrs) - min(snrs) > 3.0
+    wide = training_mixer(TrainConfig(**{**TINY_TRAIN, "reverb": 0.0, "sim_rooms": 0}), str(corpus_dir))
+    assert min(e.snr_db for e in wide.batch(np.random.default_rng(0), 40)) < 0.0
+    with pytest.raises(ValueError, match="snr_min"):
+        training_mixer(TrainConfig(**{**TINY_TRAIN, "snr_min": 10.0, "snr_max": 5.0}), str(corpus_dir))
