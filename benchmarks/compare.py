@@ -192,13 +192,14 @@ def plot(models: list[str], seconds: float, results: dict[str, list[dict]], path
 def main() -> None:
     from se_app import registry
 
+    default = registry.read()["default"]
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default=registry.read()["default"])
+    p.add_argument("--model", default=default)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--systems", nargs="*", default=SYSTEMS, help=f"any of {SYSTEMS + DIRECT}")
     p.add_argument("--plot", type=Path, help="also plot RTF against parameters to this PNG")
-    p.add_argument("--plot-models", nargs="*", default=["lstm-dense", "mpo-5x", registry.read()["default"], "mpo-100x",
+    p.add_argument("--plot-models", nargs="*", default=["lstm-dense", "mpo-5x", default, "mpo-100x",
                                                          "pruned-20x"])
     p.add_argument("--json", type=Path, help="write the raw measurements here")
     p.add_argument("--worker", help=argparse.SUPPRESS)

@@ -157,11 +157,11 @@ def init_from_dense(model: MaskNet, path: str) -> None:
 def training_mixer(cfg: TrainConfig, data_root: str | None = None, speech_dir: str | None = None,
                    noise_dir: str | None = None, rooms_cache: str | Path | None = None) -> data.Mixer:
     """The training loader: train-split speech, noise and RIRs only, plus the train bank of simulated rooms."""
+    if not cfg.snr_min <= cfg.snr_max:  # before the minute of loading, not after it
+        raise ValueError(f"snr_min {cfg.snr_min} is above snr_max {cfg.snr_max}")
     corpus = data.load_corpus(data.list_corpus(data_root, "train", speech_dir, noise_dir))
     corpus["speech"] = data.keep_fraction(corpus["speech"], cfg.speech_fraction)
     rirs = data.rooms.simulated_bank(cfg.sim_rooms if cfg.reverb > 0 else 0, "train", rooms_cache)
-    if not cfg.snr_min <= cfg.snr_max:
-        raise ValueError(f"snr_min {cfg.snr_min} is above snr_max {cfg.snr_max}")
     return data.Mixer(corpus, cfg.seconds, snr_range=(cfg.snr_min, cfg.snr_max), noise_speed=cfg.noise_speed,
                       mix=cfg.mix(), simulated_rirs=rirs)
 

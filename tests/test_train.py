@@ -280,7 +280,7 @@ def test_dc_offset_in_a_recording_does_not_fake_the_snr(tmp_path):
     assert abs(10 * np.log10(ac(ex.clean) / ac(ex.noise))) < 0.5
 
 
-def test_training_snr_range_is_the_recipe_s(corpus_dir):
+def test_training_snr_range_follows_the_recipe(corpus_dir):
     """--snr-min/--snr-max set the training mixtures' SNR range (the valid set keeps its fixed SNRs)."""
     cfg = TrainConfig(**{**TINY_TRAIN, "snr_min": 0.0, "snr_max": 5.0, "reverb": 0.0, "sim_rooms": 0})
     mixer = training_mixer(cfg, str(corpus_dir))
