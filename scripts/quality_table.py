@@ -1,18 +1,34 @@
 """One table per condition of dev test set v2 from one or more `se-app evaluate` folders (their summary.json):
-rows = systems (noisy once), columns = PESQ, STOI, SI-SDR and PESQ per SNR.  Used for docs/quality.md.
+rows = systems (noisy once), columns = the average and each SNR, every cell PESQ / STOI / SI-SDR (dB).  Used for
+docs/quality.md.
 
     python3 scripts/quality_table.py runs/eval-v2-old runs/eval-v2-new
+    python3 scripts/quality_table.py --systems noisy,nsnet2=NSNet2,mpo10x-cmag-s29000=mpo-10x-v2 runs/a runs/b
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from se_app.conditions import LABELS
 
 
-def main(folders: list[str]) -> None:
+def cell(e: dict, snr: str) -> str:
+    return f"{e['pesq'][snr]:.3f} / {e['stoi'][snr]:.3f} / {e['si_sdr'][snr]:.2f}"
+
+
+def pick(systems: dict[str, dict], wanted: list[tuple[str, str]] | None) -> list[tuple[str, dict]]:
+    """The systems to print, in the order asked and under their labels (all, as found, when none are asked)."""
+    if not wanted:
+        return list(systems.items())
+    missing = [name for name, _ in wanted if name not in systems]
+    if missing:
+        raise SystemExit(f"quality_table: no system {', '.join(missing)} in the folders (have {', '.join(systems)})")
+    return [(label, systems[name]) for name, label in wanted]
+
+
+def main(folders: list[str], wanted: list[tuple[str, str]] | None) -> None:
     merged: dict[str, dict] = {}
     overall: dict[str, dict] = {}
     for folder in folders:
@@ -23,19 +39,28 @@ def main(folders: list[str]) -> None:
             m = merged.setdefault(cond, {"files": cs["files"], "snrs": cs["snrs"], "systems": {}})
             for name, e in cs["systems"].items():
                 m["systems"].setdefault(name, e)
-    tables = [("all conditions", {"systems": overall, "snrs": [], "files": None})] + [
+    snrs_all = next(iter(merged.values()))["snrs"] if merged else []
+    tables = [("all conditions", {"systems": overall, "snrs": snrs_all, "files": None})] + [
         (f"`{c}`: {LABELS.get(c, c)}", m) for c, m in merged.items()]
     for title, m in tables:
         snrs = [s for s in m["snrs"] if s != "all"]
         print(f"### {title}" + (f", {m['files']} pairs" if m["files"] else "") + "\n")
-        head = ["system", "PESQ", "STOI", "SI-SDR (dB)"] + [f"PESQ {s} dB" for s in snrs]
+        head = ["system", "average"] + [f"{s} dB" for s in snrs]
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-        for name, e in m["systems"].items():
-            vals = [f"{e['pesq']['avg']:.3f}", f"{e['stoi']['avg']:.3f}", f"{e['si_sdr']['avg']:.2f}"]
-            vals += [f"{e['pesq'][s]:.3f}" for s in snrs]
-            print("| " + " | ".join([name, *vals]) + " |")
+        for label, e in pick(m["systems"], wanted):
+            print("| " + " | ".join([label, cell(e, "avg"), *(cell(e, s) for s in snrs)]) + " |")
         print()
 
 
+def parse_systems(text: str | None) -> list[tuple[str, str]] | None:
+    if not text:
+        return None
+    return [(item.split("=", 1)[0], item.split("=", 1)[-1]) for item in text.split(",") if item]
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", help="se-app evaluate output folders")
+    ap.add_argument("--systems", help="NAME[=LABEL],... rows to print, in this order (default: all)")
+    a = ap.parse_args()
+    main(a.folders, parse_systems(a.systems))

@@ -97,7 +97,8 @@ def add_commands(sub) -> None:
                    help="mpo with --rate: about the same bond dimension everywhere (uniform), or bonds shaped like "
                         "the exact ones, largest in the middle (mountain) (default: uniform)")
     t.add_argument("--lookahead", type=int, help="frames of look-ahead (16 ms each; 0 = causal)")
-    t.add_argument("--init-from", help="dense checkpoint to start from (SVD init for mpo, pruning base)")
+    t.add_argument("--init-from", help="checkpoint to start from: dense (SVD init for mpo, pruning base) or one "
+                   "of the same kind and shapes (a fine-tune)")
     for f, kind, what in TRAIN_OPTIONS:
         t.add_argument("--" + f.replace("_", "-"), dest=f, type=kind, help=what)
     t.add_argument("--loss", choices=["irm", "irm+mag", "cmag", "cmag+irm"],

@@ -14,12 +14,14 @@ babble, clipping; ``cmag`` loss; look-ahead 2):
   and one-shot pruning.
 
 Each job is a resumable ``se-app train`` run in ``ROOT/<name>``; a job is done when its log reaches its steps.
-Jobs that start from another model wait for it.  The runner keeps ``workers`` jobs going, one thread each.
+Jobs that start from another model wait for it.  The runner keeps ``workers`` jobs going, one thread each;
+runners started side by side share the work through claim files (``ROOT/<name>.claim``).
 """
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -125,11 +127,51 @@ def command(job: Job, data: str, root: Path, minutes: float | None) -> list[str]
     return cmd + (["--max-minutes", f"{minutes:.1f}"] if minutes is not None else [])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def claim(root: Path, name: str) -> bool:
+    """Take job ``name`` for this process: ``root/<name>.claim`` holds its pid, so a second runner (started when a
+    core frees up, or in another terminal) skips the job instead of training the same folder twice.  A claim whose
+    process has died (a killed runner) is taken over.  The claim is written whole or not at all (a hard link)."""
+    path = root / f"{name}.claim"
+    tmp = root / f".{name}.claim.{os.getpid()}.{threading.get_ident()}"
+    tmp.write_text(str(os.getpid()))
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text())
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid):
+                    return False
+                path.unlink(missing_ok=True)  # stale: its runner is gone
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def release(root: Path, name: str) -> None:
+    (root / f"{name}.claim").unlink(missing_ok=True)
+
+
 def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float = 150.0,
         launch: Callable[..., object] = subprocess.run, min_start_minutes: float = 10.0) -> list[str]:
     """Run unfinished jobs, ``workers`` at a time, until all are done or ``minutes`` are spent: a job starts only
     with ``min_start_minutes`` left and stops (resumably) at its first validation after the deadline.  Jobs wait for
-    the jobs they need; one that fails leaves its dependants waiting.  Returns the names finished."""
+    the jobs they need; one that fails leaves its dependants waiting; one claimed by another live runner is left to
+    it.  Returns the names finished."""
     deadline = time.time() + 60 * minutes
     root.mkdir(parents=True, exist_ok=True)
     pending = [j for j in todo if state(j, root, todo) != "done"]
@@ -141,7 +183,7 @@ def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float
         """(a job to run now, whether anything may still become ready)."""
         with lock:
             for j in pending:
-                if state(j, root, todo) in ("ready", "partial"):
+                if state(j, root, todo) in ("ready", "partial") and claim(root, j.name):
                     pending.remove(j)
                     running.add(j.name)
                     return j, True
@@ -162,6 +204,7 @@ def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float
             except OSError as e:  # could not start it: say so, leave it for the next run
                 log.error("study: %s could not start: %s", j.name, e)
             finally:
+                release(root, j.name)
                 with lock:
                     running.discard(j.name)
             if state(j, root, todo) == "done":

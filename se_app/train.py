@@ -138,20 +138,34 @@ def validate(model: MaskNet, stft_cfg: STFTConfig, examples: list[data.Example],
     return {"val_loss": val_loss, "val_pesq": pesq, "val_stoi": stoi}
 
 
-def init_from_dense(model: MaskNet, path: str) -> None:
-    """Start from a trained dense model: copy everything; MPO cores by SVD truncation of W and U."""
-    dense, _, _ = checkpoint.load(path)
-    if dense.cfg.kind != "dense":
-        raise ValueError(f"{path}: --init-from needs a dense checkpoint, got {dense.cfg.kind}")
-    state = {k: v for k, v in dense.state_dict().items() if not k.startswith("core.weights")}
+def init_from_checkpoint(model: MaskNet, path: str) -> dict[str, object]:
+    """Start from a trained model; returns the lineage for the provenance (init, init_from).
+
+    A dense checkpoint: copy everything, MPO cores by SVD truncation of W and U (init "svd"), pruning starts from
+    its weights (init "dense").  A compressed checkpoint of the same kind and shapes: a fine-tune that copies all
+    its weights and keeps its lineage (an MPO trained from scratch stays "scratch")."""
+    src, _, ckpt = checkpoint.load(path)
+    if src.cfg.kind != "dense":
+        mine, theirs = model.state_dict(), src.state_dict()
+        same = src.cfg.kind == model.cfg.kind and src.cfg.lookahead == model.cfg.lookahead and \
+            mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine)
+        if not same:
+            got = "one of other shapes" if src.cfg.kind == model.cfg.kind else src.cfg.kind
+            raise ValueError(f"{path}: --init-from needs a dense checkpoint or a {model.cfg.kind} one of the same "
+                             f"shapes, got {got}")
+        model.load_state_dict(theirs)
+        parent = ckpt.get("provenance") or {}
+        return {"init": parent.get("init", "scratch"), "init_from": str(path), "parent_steps": parent.get("steps", 0)}
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith("core.weights")}
     model.load_state_dict(state, strict=False)
-    mats = [w.detach() for w in dense.core.weights]
+    mats = [w.detach() for w in src.core.weights]
     if model.cfg.kind == "mpo":
         model.core.load_dense(mats)
     else:
         with torch.no_grad():
             for p, w in zip(model.core.weights, mats):
                 p.copy_(w)
+    return {"init": "svd" if model.cfg.kind == "mpo" else "dense", "init_from": str(path)}
 
 
 def training_mixer(cfg: TrainConfig, data_root: str | None = None, speech_dir: str | None = None,
@@ -201,13 +215,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
         model, _ = checkpoint.model_from(ckpt)
         step, best, elapsed0 = ckpt["step"], -math.inf if reset_best else ckpt["best_pesq"], ckpt["elapsed_s"]
         opt_state = ckpt["optimizer"]
+        # the lineage is the run's own, whatever --init-from a resume command repeats or leaves out
+        prov = ckpt.get("provenance") or {}
+        lineage = {k: prov[k] for k in ("init", "init_from", "parent_steps") if k in prov}
         log.info("resuming %s at step %d", last, step)
     else:
         torch.manual_seed(cfg.seed)
         model = MaskNet(model_cfg)
         if init_from:
-            init_from_dense(model, init_from)
+            lineage = init_from_checkpoint(model, init_from)
         else:
+            lineage = {"init": "scratch", "init_from": ""}
             mean, std = feature_stats(mixer, stft_cfg, cfg.seed)
             model.feat_mean.copy_(mean)
             model.feat_std.copy_(std)
@@ -267,8 +285,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, data_ro
             logf.flush()
             log.info("step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
             prov = {"data": str(data_root or f"{speech_dir} + {noise_dir}"), "steps": step,
-                    "init": "svd" if init_from and model.cfg.kind == "mpo" else ("dense" if init_from else "scratch"),
-                    "init_from": str(init_from or ""),
+                    **lineage,
                     "train_seconds": round(elapsed, 1), "threads": threads, "train": asdict(cfg)}
             scores = {"valid": {k: row[k] for k in ("val_loss", "val_pesq", "val_stoi")}}
             # Pruned models only count as "best" once they reach their final sparsity.

@@ -1,5 +1,6 @@
 """The compression study v2 job table and runner (se_app/study.py), without training anything."""
 import csv
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,24 @@ def test_two_workers_never_take_the_same_job_and_a_launch_that_cannot_start_does
     todo = study.select(["dense"], study.jobs(base=300, tune=200))
     assert study.run(todo, "data", tmp_path / "b", workers=2, minutes=10, launch=broken, min_start_minutes=0) == []
     assert time.time() - t0 < 30  # dense waits for dense-init, which could not start: nobody waits forever
+
+
+def test_a_job_claimed_by_a_live_runner_is_left_to_it_and_a_dead_runners_claim_is_taken_over(tmp_path):
+    import os
+    import subprocess
+
+    todo = study.select(["mpo-20x", "mpo-100x"], study.jobs(base=300, tune=200))
+    (tmp_path / "mpo-20x.claim").write_text(str(os.getpid()))  # another runner (alive) is training it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "mpo-100x.claim").write_text(dead.stdout.strip())  # its runner was killed
+    launched = []
+
+    def launch(cmd, **kw):
+        name = Path(cmd[cmd.index("-o") + 1]).name
+        assert (tmp_path / f"{name}.claim").read_text() == str(os.getpid())  # held while it trains
+        launched.append(name)
+        _log(tmp_path, name, 500)
+
+    assert study.run(todo, "data", tmp_path, workers=2, minutes=10, launch=launch, min_start_minutes=0) == ["mpo-100x"]
+    assert launched == ["mpo-100x"] and not (tmp_path / "mpo-100x.claim").exists()
+    assert (tmp_path / "mpo-20x.claim").exists() and not list(tmp_path.glob(".*claim*"))

@@ -75,7 +75,30 @@ def test_mpo_from_dense_init(corpus_dir, tmp_path):
     train(ModelConfig(hidden=16), cfg, tmp_path / "d", str(corpus_dir), progress=False)
     train(ModelConfig(kind="mpo", hidden=16, bonds=(4, 4, 4)), cfg, tmp_path / "m", str(corpus_dir),
           progress=False, init_from=str(tmp_path / "d" / "best.pt"))
-    assert (tmp_path / "m" / "best.pt").exists()
+    assert checkpoint.read(tmp_path / "m" / "best.pt")["provenance"]["init"] == "svd"
+
+
+def test_fine_tune_of_a_compressed_model_keeps_its_weights_and_lineage(corpus_dir, tmp_path):
+    """--init-from an MPO of the same shapes starts from its weights (not an SVD, which needs a dense model) and
+    keeps its lineage; a resume without --init-from keeps it too; other shapes are refused by name."""
+    mc = ModelConfig(kind="mpo", hidden=16, bonds=(4, 4, 4))
+    train(mc, TrainConfig(**{**TINY_TRAIN, "steps": 20}), tmp_path / "a", str(corpus_dir), progress=False)
+    parent = str(tmp_path / "a" / "last.pt")
+    start, _, _ = checkpoint.load(parent)
+    # lr 0: the weights stay as loaded, so the fine-tune's model is the parent's exactly
+    cfg = TrainConfig(**{**TINY_TRAIN, "steps": 40, "lr": 0.0, "batch_offset": 20, "snr_max": 5.0})
+    train(mc, cfg, tmp_path / "b", str(corpus_dir), progress=False, init_from=parent, max_minutes=0)  # 1 epoch
+    tuned, _, ck = checkpoint.load(tmp_path / "b" / "last.pt")
+    for k, v in start.state_dict().items():
+        assert torch.equal(v, tuned.state_dict()[k]), k
+    assert ck["provenance"]["init"] == "scratch" and ck["provenance"]["parent_steps"] == 20
+    train(mc, cfg, tmp_path / "b", str(corpus_dir), progress=False, resume=True)
+    prov = checkpoint.read(tmp_path / "b" / "last.pt")["provenance"]
+    assert prov["steps"] == 40 and prov["init"] == "scratch" and prov["init_from"] == parent
+    assert prov["train"]["snr_max"] == 5.0
+    with pytest.raises(ValueError, match="same shapes, got one of other shapes"):
+        train(ModelConfig(kind="mpo", hidden=16, bonds=(2, 2, 2)), cfg, tmp_path / "c", str(corpus_dir),
+              progress=False, init_from=parent)
 
 
 def test_lookahead_model_with_noise_speed_trains_and_keeps_its_lookahead(corpus_dir, tmp_path):
