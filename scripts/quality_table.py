@@ -31,15 +31,16 @@ def pick(systems: dict[str, dict], wanted: list[tuple[str, str]] | None) -> list
 def main(folders: list[str], wanted: list[tuple[str, str]] | None) -> None:
     merged: dict[str, dict] = {}
     overall: dict[str, dict] = {}
+    snrs_all: list[str] = []
     for folder in folders:
         s = json.loads((Path(folder) / "summary.json").read_text())
+        snrs_all = snrs_all or s["snrs"]
         for name, e in s["systems"].items():
             overall.setdefault(name, e)
         for cond, cs in s.get("conditions", {}).items():
             m = merged.setdefault(cond, {"files": cs["files"], "snrs": cs["snrs"], "systems": {}})
             for name, e in cs["systems"].items():
                 m["systems"].setdefault(name, e)
-    snrs_all = next(iter(merged.values()))["snrs"] if merged else []
     tables = [("all conditions", {"systems": overall, "snrs": snrs_all, "files": None})] + [
         (f"`{c}`: {LABELS.get(c, c)}", m) for c, m in merged.items()]
     for title, m in tables:
@@ -55,7 +56,8 @@ def main(folders: list[str], wanted: list[tuple[str, str]] | None) -> None:
 def parse_systems(text: str | None) -> list[tuple[str, str]] | None:
     if not text:
         return None
-    return [(item.split("=", 1)[0], item.split("=", 1)[-1]) for item in text.split(",") if item]
+    pairs = [item.partition("=") for item in text.split(",") if item]
+    return [(name, label or name) for name, _, label in pairs]
 
 
 if __name__ == "__main__":

@@ -146,14 +146,13 @@ def init_from_checkpoint(model: MaskNet, path: str) -> dict[str, object]:
     its weights and keeps its lineage (an MPO trained from scratch stays "scratch")."""
     src, _, ckpt = checkpoint.load(path)
     if src.cfg.kind != "dense":
-        mine, theirs = model.state_dict(), src.state_dict()
-        same = src.cfg.kind == model.cfg.kind and src.cfg.lookahead == model.cfg.lookahead and \
-            mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine)
-        if not same:
-            got = "one of other shapes" if src.cfg.kind == model.cfg.kind else src.cfg.kind
-            raise ValueError(f"{path}: --init-from needs a dense checkpoint or a {model.cfg.kind} one of the same "
-                             f"shapes, got {got}")
-        model.load_state_dict(theirs)
+        want = f"{path}: --init-from needs a dense checkpoint or a {model.cfg.kind} one of the same shapes, got"
+        if src.cfg.kind != model.cfg.kind or src.cfg.lookahead != model.cfg.lookahead:
+            raise ValueError(f"{want} {src.cfg.kind} with look-ahead {src.cfg.lookahead}")
+        try:  # strict: the same parameter names and shapes
+            model.load_state_dict(src.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"{want} one of other shapes") from e
         parent = ckpt.get("provenance") or {}
         return {"init": parent.get("init", "scratch"), "init_from": str(path), "parent_steps": parent.get("steps", 0)}
     state = {k: v for k, v in src.state_dict().items() if not k.startswith("core.weights")}
