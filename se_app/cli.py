@@ -112,7 +112,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
             compare = list(dict.fromkeys([*(compare or []), *study_pairs(systems(names))]))
         summary = evaluate(a.testset, a.output, names, workers=a.workers, limit=a.limit, progress=not a.quiet,
-                           shard=a.shard, with_dnsmos=a.dnsmos, compare=compare)
+                           shard=a.shard, with_dnsmos=a.dnsmos, compare=compare, fresh=a.fresh)
         if a.report:
             from pathlib import Path
 
@@ -242,6 +242,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--dnsmos", choices=["auto", "on", "off"], default="auto",
                    help="DNSMOS P.835 (SIG, BAK, OVRL; no reference needed; pip install -e '.[dnsmos]'): auto = "
                         "when installed, and always for a test set without clean/")
+    v.add_argument("--fresh", action="store_true", help="score every system again, ignoring OUTPUT/cache (a "
+                   "re-run otherwise reuses the scores of systems whose model, files and code are unchanged)")
     v.add_argument("--compare", type=_pairs, default=None, metavar="A:B[,C:D]",
                    help="paired differences A minus B over files with 95%% bootstrap intervals (overall and per "
                         "condition), in summary.json and summary.md; significant = interval excludes zero")

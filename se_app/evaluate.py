@@ -19,16 +19,17 @@ import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from . import audio, baselines, dnsmos, plots, registry, stats
+from . import audio, baselines, dnsmos, evalcache, plots, registry, stats
 from . import shard as shards
 from .enhancer import Enhancer
 from .metrics import METRICS, scores
 from .plots import method_label as _method
-from .conditions import by_condition, conditions_markdown
+from .conditions import by_condition, by_noise, by_noise_markdown, conditions_markdown
 from .testset import condition_of, noise_of, pairs, snr_of, speech_of
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,12 @@ def systems(names: list[str] | None) -> list[str]:
 
 def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None = None, workers: int = 2,
              limit: int | None = None, progress: bool = True, shard: tuple[int, int] | None = None,
-             with_dnsmos: str = "auto", compare: list[tuple[str, str]] | None = None) -> dict:
+             with_dnsmos: str = "auto", compare: list[tuple[str, str]] | None = None, fresh: bool = False) -> dict:
     """Score noisy input and models; returns the summary dict (also written to out_dir).  ``shard`` (K, N):
     only the K-th of N parts of the (limited) file list; ``with_dnsmos``: auto | on | off; ``compare``: (A, B)
-    system pairs whose paired differences get bootstrap intervals (se_app/stats.py), per condition too."""
+    system pairs whose paired differences get bootstrap intervals (se_app/stats.py), per condition too.  Each
+    system's scores are cached in out_dir/cache as soon as they are all in (:mod:`se_app.evalcache`), so the same
+    call run again after a stop scores only what is missing; ``fresh`` ignores the cache."""
     out = Path(out_dir)
     files = inputs(testset)[:limit]
     total = len(files)
@@ -103,28 +106,65 @@ def evaluate(testset: str | Path, out_dir: str | Path, models: list[str] | None 
     out.mkdir(parents=True, exist_ok=True)
     loaded = [(audio.read(n), audio.read(c) if c else None, n.name) for n, c in files]
     known = set(registry.read()["models"])
+    cache = evalcache.Cache(out, evalcache.files_hash(files), dn, enabled=not fresh)
     rows: list[dict] = []
-    meta: dict[str, dict] = {"noisy": {"kind": "noisy", "method": "noisy", "rate": None, "params": 0, "size_bytes": 0, "rtf": 0.0}}
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = [("noisy", name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(n[0]), n[1], dn)))
-                for n, c, name in loaded]
+    meta: dict[str, dict] = {}
+    pending: list[tuple[str, str, list]] = []  # (system, model key, [(file, snr, future)]) not yet all scored
+
+    def drain(block: bool) -> None:
+        """Collect (and cache) each system whose scores are all in; ``block``: wait for all of them."""
+        for item in list(pending):
+            system, key, jobs = item
+            if block or all(f.done() for *_, f in jobs):
+                mine = [{"system": system, "file": name, "snr": snr, **f.result()} for name, snr, f in jobs]
+                cache.put(system, key, meta[system], mine)
+                rows.extend(mine)
+                pending.remove(item)
+                bar.update(len(jobs))
+
+    def add(system: str, key: str, m: dict, score: Callable[[], list]) -> None:
+        meta[system] = m
+        hit = cache.get(system, key)
+        if hit is not None:
+            log.info("cache: %s scored before; reusing its scores", system)
+            rows.extend(hit[1])
+            meta[system] = {**hit[0], **{k: m[k] for k in ("registered",) if k in m}}
+            bar.update(len(loaded))
+        else:
+            pending.append((system, key, score()))
+        drain(block=False)
+
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool, \
+            tqdm(total=len(loaded) * (len(names) + 1), desc="score", disable=not progress) as bar:
+        add("noisy", "noisy", {"kind": "noisy", "method": "noisy", "rate": None, "params": 0, "size_bytes": 0,
+                                "rtf": 0.0},
+            lambda: [(name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(n[0]), n[1], dn)))
+                     for n, c, name in loaded])
         for model_name in names:
             classical = model_name in baselines.NAMES
+            path = None if classical else registry.resolve(model_name)[0]
             enh = baselines.load(model_name) if classical else Enhancer.load(model_name)
-            size = 0 if classical else registry.size_of(registry.resolve(model_name)[0])
-            compact_bytes = 0 if classical else stored_bytes(enh)
-            spent, dur = 0.0, 0.0
-            for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress):
-                t0 = time.perf_counter()
-                y = enh.enhance(x, sr)
-                spent += time.perf_counter() - t0
-                dur += len(x) / sr
-                jobs.append((enh.name, name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(y), sr, dn))))
-            meta[enh.name] = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"], "params": enh.info["params"],
-                              "size_bytes": size, "compact_bytes": compact_bytes, "rtf": spent / max(dur, 1e-9),
-                              "registered": model_name in known, "enhance_s": spent, "audio_s": dur}
-        for system, name, snr, fut in tqdm(jobs, desc="score", disable=not progress):
-            rows.append({"system": system, "file": name, "snr": snr, **fut.result()})
+            m = {"kind": enh.info["kind"], "method": enh.info["method"], "rate": enh.info["rate"],
+                 "params": enh.info["params"], "size_bytes": 0 if classical else registry.size_of(path),
+                 "compact_bytes": 0 if classical else stored_bytes(enh), "registered": model_name in known}
+
+            def score(enh=enh, m=m) -> list:
+                spent, dur, jobs = 0.0, 0.0, []
+                for (x, sr), c, name in tqdm(loaded, desc=f"enhance {enh.name}", disable=not progress,
+                                             leave=False):
+                    t0 = time.perf_counter()
+                    y = enh.enhance(x, sr)
+                    spent += time.perf_counter() - t0
+                    dur += len(x) / sr
+                    jobs.append((name, snr_of(name), pool.submit(_score_job, (_ref(c), _mono(y), sr, dn))))
+                m.update(rtf=spent / max(dur, 1e-9), enhance_s=spent, audio_s=dur)
+                return jobs
+
+            add(enh.name, evalcache.model_hash(path, model_name), m, score)
+        drain(block=True)
+    order = {s: i for i, s in enumerate(meta)}
+    index = {name: i for i, (*_, name) in enumerate(loaded)}
+    rows.sort(key=lambda r: (order[r["system"]], index[r["file"]]))
     base = {(r["file"]): r for r in rows if r["system"] == "noisy"}
     metrics = present(rows)
     for r in rows:
@@ -210,37 +250,6 @@ def _summarise(rows: list[dict], meta: dict) -> dict:
             entry[metric]["avg"] = _mean([r[metric] for r in mine])
         out["systems"][system] = entry
     return out
-
-
-def by_noise(rows: list[dict], noise: dict[str, str]) -> dict:
-    """{noise: {"files": n, "noisy_pesq": mean, "gain": {system: mean PESQ improvement}}} for the files
-    ``noise`` names (file -> first noise recording of the pair)."""
-    out: dict[str, dict] = {}
-    for r in rows:
-        n = noise.get(r["file"])
-        if n is None:
-            continue
-        e = out.setdefault(n, {"files": set(), "noisy": [], "gain": {}})
-        e["files"].add(r["file"])
-        if r["system"] == "noisy":
-            e["noisy"].append(r["pesq"])
-        else:
-            e["gain"].setdefault(r["system"], []).append(r["pesq_improvement"])
-    return {n: {"files": len(e["files"]), "noisy_pesq": _mean(e["noisy"]),
-                "gain": {s: _mean(v) for s, v in e["gain"].items()}} for n, e in sorted(out.items())}
-
-
-def by_noise_markdown(table: dict, systems: list[str]) -> str:
-    """Noise recordings as rows (hardest for the first system first), PESQ gain per system as columns."""
-    systems = [s for s in systems if s != "noisy"]
-    head = ["noise", "pairs", "noisy PESQ", *systems]
-    lines = ["### PESQ gain over the noisy input, by noise recording", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
-    key = systems[0] if systems else None
-    for n, e in sorted(table.items(), key=lambda kv: kv[1]["gain"].get(key, 0.0) if key else kv[0]):
-        vals = [f"{e['gain'][s]:+.3f}" for s in systems]
-        lines.append("| " + " | ".join([n, str(e["files"]), f"{e['noisy_pesq']:.3f}", *vals]) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _order(summary: dict) -> list[str]:
