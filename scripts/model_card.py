@@ -64,7 +64,8 @@ def main() -> None:
             f"{t.get('lr')} warm-up + cosine, loss `{t.get('loss')}`, seed {t.get('seed')}",
             f"- time: {prov.get('train_seconds', 0) / 60:.0f} min on {prov.get('threads')} CPU thread "
             f"({platform.processor() or platform.machine()}, sharing 2 cores with a second training run)",
-            f"- best checkpoint by valid PESQ: step {prov.get('steps')} of {log[-1]['step']} "
+            f"- checkpoint: step {prov.get('steps')} of {log[-1]['step']}, "
+            f"{'the final weights' if str(prov.get('steps')) == str(log[-1]['step']) else 'the best by valid PESQ'} "
             f"(valid: {t.get('valid_count', 48)} fixed mixtures, PESQ/STOI on {t.get('valid_pesq_count', 16)} of them)",
             f"- valid: loss {float(best['val_loss']):.4f}, PESQ {float(best['val_pesq']):.3f}, "
             f"STOI {float(best['val_stoi']):.3f}"]

@@ -4,9 +4,11 @@
                                                         # <name>-int8all for the paper-style table's models)
     python scripts/ship_study_v2.py cards --devtest docs/results/summary.json   # cards with dev-test v2 scores
 
-A job's shipped file is its best valid checkpoint (checkpoints/study2/<job>/best.pt; the choice uses only the
-valid split).  Registry names are the job names, except ``dense`` -> ``lstm-dense``; ``dense-init`` (the common
-start) is not shipped.  The int8 variants quantise W and U (se-app quantize), the int8all ones the output layer
+A job's shipped file is its run's final weights (checkpoints/study2/<job>/last.pt less the optimizer state), so
+every model has seen exactly the study's budget of examples: the best valid checkpoint would pick, on PESQ of 16
+valid mixtures, among 16 checkpoints of a from-scratch run but 5 of a gradually pruned one (docs/study_v2.md).
+Registry names are the job names, except ``dense`` -> ``lstm-dense``; ``dense-init`` (the common start) is not
+shipped.  The int8 variants quantise W and U (se-app quantize), the int8all ones the output layer
 too (--scope all): the same trained model, smaller.
 """
 from __future__ import annotations
@@ -36,17 +38,25 @@ def _se_app(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "se_app", "-q", *args], check=True, stdout=subprocess.DEVNULL)
 
 
+def final_weights(job: study.Job, out: Path) -> dict:
+    """Write the job's final weights (its last.pt without the optimizer state and resume fields) to ``out``;
+    returns their valid scores."""
+    model, stft_cfg, ckpt = checkpoint.load(ROOT / job.name / "last.pt")
+    checkpoint.save(out, model, stft_cfg, ckpt["provenance"], ckpt["scores"])
+    return ckpt["scores"]["valid"]
+
+
 def register(jobs: list[study.Job]) -> None:
     """Register (or replace: v2 takes over the v1 study's names) each finished job and its int8 variants."""
     known = registry.read()["models"]
     for job in jobs:
-        name, best = name_of(job), ROOT / job.name / "best.pt"
+        name, final = name_of(job), Path(f"/tmp/{name_of(job)}.final.pt")
         if name in known:
             print(f"replacing {name} ({known[name].get('method')}, {known[name]['file']})")
-        v = checkpoint.read(best)["scores"]["valid"]
+        v = final_weights(job, final)
         scores = Path(f"/tmp/{name}.scores.json")
         scores.write_text(json.dumps({"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4)}}))
-        _se_app("register", name, str(best), "--card", f"{name}.md", "--scores", str(scores))
+        _se_app("register", name, str(final), "--card", f"{name}.md", "--scores", str(scores))
         if job.group == "main":  # quantised: W and U only (int8), and the output layer too (int8all)
             for suffix, scope in (("int8", "wu"), ("int8all", "all")):
                 _se_app("quantize", name, "-o", f"/tmp/{name}-{suffix}.pt", "--scope", scope)
@@ -66,7 +76,8 @@ def cards(jobs: list[study.Job], devtest: Path) -> None:
                                                          for m in ("pesq", "stoi", "estoi", "si_sdr")}
         cmd = " ".join(study.command(job, "../shared/data", ROOT, None))
         card = subprocess.run([sys.executable, "scripts/model_card.py", name, str(ROOT / job.name), "--devtest",
-                               str(devtest), "--command", cmd], check=True, capture_output=True, text=True).stdout
+                               str(devtest), "--command", cmd, "--checkpoint", f"models/{name}.pt"],
+                              check=True, capture_output=True, text=True).stdout
         if f"{name}-int8" in reg["models"]:
             card += (f"\n`{name}-int8` is this model with W and U quantised to int8 (`se-app quantize {name} -o "
                      f"{name}-int8.pt`), `{name}-int8all` with the output layer too (`--scope all`); both are in the "
