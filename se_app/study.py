@@ -221,13 +221,22 @@ def run(todo: list[Job], data: str, root: Path, workers: int = 2, minutes: float
 
 
 def table(root: Path, todo: list[Job]) -> str:
-    """A Markdown table of the jobs: name, what, steps done / planned, state, best valid PESQ so far."""
-    lines = ["| job | what | steps | state | best valid PESQ |", "|---|---|---|---|---|"]
+    """A Markdown table of the jobs: name, what, steps done / planned, state, the valid scores of the last
+    checkpoint (what the study ships once the job is done: loss on 48 mixtures, PESQ and STOI on 16), and the best
+    valid PESQ with its step (among checkpoints at the run's final sparsity: a pruned run's earlier, denser ones
+    do not count)."""
+    lines = ["| job | what | steps | state | valid loss | valid PESQ | valid STOI | best valid PESQ (step) |",
+             "|---|---|---|---|---|---|---|---|"]
     for j in todo:
         rows = list(csv.DictReader(open(root / j.name / "log.csv"))) if (root / j.name / "log.csv").exists() else []
-        best = max((float(r["val_pesq"]) for r in rows), default=float("nan"))
+        last = rows[-1] if rows else None
+        cells = [f"{float(last[k]):.4f}" if k == "val_loss" else f"{float(last[k]):.3f}"
+                 for k in ("val_loss", "val_pesq", "val_stoi")] if last else ["-", "-", "-"]
+        final = [r for r in rows if abs(float(r["sparsity"]) - float(last["sparsity"])) < 1e-3] if last else []
+        best = max(final, key=lambda r: float(r["val_pesq"]), default=None)
+        cells.append(f"{float(best['val_pesq']):.3f} ({best['step']})" if best else "-")
         lines.append(f"| {j.name} | {j.what} | {steps_done(root / j.name)} / {j.steps} | {state(j, root, todo)} | "
-                     f"{best:.3f} |")
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -7,14 +7,20 @@ import pytest
 
 from se_app import study
 from se_app.cli import parser
+from se_app.train import LOG_FIELDS
 
 
-def _log(root: Path, name: str, step: int) -> None:
+def _log(root: Path, name: str, step: int, rows: list[tuple[float, float]] | None = None) -> None:
+    """A training log ending at ``step``: one row per (valid PESQ, sparsity) of ``rows``, 250 steps apart."""
+    rows = rows or [(1.5, 0.0)]
     (root / name).mkdir(parents=True, exist_ok=True)
     with open(root / name / "log.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["step", "val_pesq"])
+        w = csv.DictWriter(f, LOG_FIELDS)
         w.writeheader()
-        w.writerow({"step": step, "val_pesq": 1.5})
+        for i, (pesq, sparsity) in enumerate(rows):
+            w.writerow({"step": step - 250 * (len(rows) - 1 - i), "epoch": 1, "train_loss": 0.06,
+                        "val_loss": 0.05 + i / 1000, "val_pesq": pesq, "val_stoi": 0.7, "lr": 1e-4,
+                        "sparsity": sparsity, "elapsed_s": 1.0})
 
 
 def test_every_model_sees_the_same_examples_and_starts_from_jobs_that_come_first():
@@ -61,6 +67,14 @@ def test_state_follows_the_logs_and_select_adds_what_a_job_needs(tmp_path):
     with pytest.raises(KeyError):
         study.select(["mpo-7x"], todo)
     assert "| dense-init | " in study.table(tmp_path, todo) and "300 / 300 | done" in study.table(tmp_path, todo)
+
+
+def test_table_gives_the_final_checkpoint_and_the_best_at_final_sparsity(tmp_path):
+    todo = study.jobs(base=300, tune=750)
+    # a pruned run: its best PESQ came while it was still denser than its rate, which does not count
+    _log(tmp_path, "pruned-5x", 750, [(1.70, 0.5), (1.62, 0.8), (1.64, 0.8)])
+    row = next(r for r in study.table(tmp_path, todo).splitlines() if r.startswith("| pruned-5x |"))
+    assert row.endswith("| 0.0520 | 1.640 | 0.700 | 1.640 (750) |")
 
 
 def test_runner_runs_jobs_after_what_they_need_and_skips_finished_ones(tmp_path):
