@@ -3,6 +3,7 @@
     python scripts/ship_study_v2.py register            # finished jobs -> models/<name>.pt (+ <name>-int8 and
                                                         # <name>-int8all for the paper-style table's models)
     python scripts/ship_study_v2.py cards --devtest docs/results/summary.json   # cards with dev-test v2 scores
+    python scripts/ship_study_v2.py cards                                       # cards, valid scores only
 
 A job's shipped file is its run's final weights (checkpoints/study2/<job>/last.pt less the optimizer state), so
 every model has seen exactly the study's budget of examples: the best valid checkpoint would pick, on PESQ of 16
@@ -18,6 +19,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 from se_app import checkpoint, registry, study
 
@@ -46,37 +49,49 @@ def final_weights(job: study.Job, out: Path) -> dict:
     return ckpt["scores"]["valid"]
 
 
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two checkpoints hold the same tensors (torch.save's bytes differ from one save to the next)."""
+    sa, sb = checkpoint.read(a)["state"], checkpoint.read(b)["state"]
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def register(jobs: list[study.Job]) -> None:
-    """Register (or replace: v2 takes over the v1 study's names) each finished job and its int8 variants."""
+    """Register (or replace: v2 takes over the v1 study's names) each finished job and its int8 variants.  A job
+    registered before from the same weights is left as it is, so its file (and an evaluation's cached scores of
+    it, keyed by the file's bytes) survive a second run that adds the jobs finished since."""
     known = registry.read()["models"]
     for job in jobs:
         name, final = name_of(job), Path(f"/tmp/{name_of(job)}.final.pt")
+        v = final_weights(job, final)
+        variants = [f"{name}-int8", f"{name}-int8all"] if job.group == "main" else []
+        if all(n in known for n in [name, *variants]) and same_weights(registry.resolve(name)[0], final):
+            print(f"{name}: registered before from these weights; left as it is")
+            continue
         if name in known:
             print(f"replacing {name} ({known[name].get('method')}, {known[name]['file']})")
-        v = final_weights(job, final)
         scores = Path(f"/tmp/{name}.scores.json")
         scores.write_text(json.dumps({"valid": {"pesq": round(v["val_pesq"], 4), "stoi": round(v["val_stoi"], 4)}}))
         _se_app("register", name, str(final), "--card", f"{name}.md", "--scores", str(scores))
-        if job.group == "main":  # quantised: W and U only (int8), and the output layer too (int8all)
-            for suffix, scope in (("int8", "wu"), ("int8all", "all")):
-                _se_app("quantize", name, "-o", f"/tmp/{name}-{suffix}.pt", "--scope", scope)
-                _se_app("register", f"{name}-{suffix}", f"/tmp/{name}-{suffix}.pt", "--card", f"{name}.md",
-                        "--scores", str(scores))
+        for variant, scope in zip(variants, ("wu", "all")):  # int8: W and U only; int8all: the output layer too
+            _se_app("quantize", name, "-o", f"/tmp/{variant}.pt", "--scope", scope)
+            _se_app("register", variant, f"/tmp/{variant}.pt", "--card", f"{name}.md", "--scores", str(scores))
         print(f"registered {name} (valid PESQ {v['val_pesq']:.3f})")
 
 
-def cards(jobs: list[study.Job], devtest: Path) -> None:
+def cards(jobs: list[study.Job], devtest: Path | None) -> None:
+    """Model cards (models/<name>.md) of the finished jobs, with their dev-test v2 scores when ``devtest`` is given
+    (also written to the registry)."""
     reg = registry.read()
-    s = json.loads(devtest.read_text())["systems"]
+    s = json.loads(devtest.read_text())["systems"] if devtest else {}
     for job in jobs:
         name = name_of(job)
         for n in (name, f"{name}-int8", f"{name}-int8all"):
             if n in s and n in reg["models"]:
                 reg["models"][n]["scores"]["devtest"] = {m: round(s[n][m]["avg"], 4)
                                                          for m in ("pesq", "stoi", "estoi", "si_sdr")}
-        cmd = " ".join(study.command(job, "../shared/data", ROOT, None))
-        card = subprocess.run([sys.executable, "scripts/model_card.py", name, str(ROOT / job.name), "--devtest",
-                               str(devtest), "--command", cmd, "--checkpoint", f"models/{name}.pt"],
+        cmd = " ".join(["python", *study.command(job, "../shared/data", ROOT, None)[1:]])
+        card = subprocess.run([sys.executable, "scripts/model_card.py", name, str(ROOT / job.name), "--command", cmd,
+                               "--checkpoint", f"models/{name}.pt", *(["--devtest", str(devtest)] if devtest else [])],
                               check=True, capture_output=True, text=True).stdout
         if f"{name}-int8" in reg["models"]:
             card += (f"\n`{name}-int8` is this model with W and U quantised to int8 (`se-app quantize {name} -o "
@@ -97,8 +112,6 @@ def main() -> None:
     if a.what == "register":
         register(jobs)
     else:
-        if not a.devtest:
-            p.error("cards needs --devtest EVAL_DIR/summary.json")
         cards(jobs, a.devtest)
 
 
