@@ -62,11 +62,12 @@ def register(jobs: list[study.Job]) -> None:
     known = registry.read()["models"]
     for job in jobs:
         name, final = name_of(job), Path(f"/tmp/{name_of(job)}.final.pt")
-        v = final_weights(job, final)
         variants = [f"{name}-int8", f"{name}-int8all"] if job.group == "main" else []
-        if all(n in known for n in [name, *variants]) and same_weights(registry.resolve(name)[0], final):
+        if all(n in known for n in [name, *variants]) and same_weights(registry.resolve(name)[0],
+                                                                        ROOT / job.name / "last.pt"):
             print(f"{name}: registered before from these weights; left as it is")
             continue
+        v = final_weights(job, final)
         if name in known:
             print(f"replacing {name} ({known[name].get('method')}, {known[name]['file']})")
         scores = Path(f"/tmp/{name}.scores.json")
