@@ -56,6 +56,9 @@ def simulate(rng: np.random.Generator, rt60_range=(0.1, 1.0)) -> np.ndarray:
             break
         except ValueError:
             continue
+    # Ray tracing draws its rays from pyroomacoustics' own generators (numpy and C++), unseeded by default: the same
+    # room came out different in each process, so a rebuilt dev test set differed.  Seed both from ``rng``.
+    pra.random.seed(numpy=int(rng.integers(2**32)), libroom=int(rng.integers(2**63)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         room = pra.ShoeBox(dim, fs=RATE, materials=pra.Material(float(min(absorption, 0.99))), max_order=3,
@@ -71,6 +74,10 @@ def simulate(rng: np.random.Generator, rt60_range=(0.1, 1.0)) -> np.ndarray:
     return trim(room.rir[0][0])
 
 
+# Bumped when the simulation changes, so that a bank cached by an older version is not reused (v2: seeded ray tracing).
+BANK_VERSION = 2
+
+
 def default_cache() -> Path:
     """Where simulated room banks are cached: $SE_APP_CACHE, else ~/.cache/se_app."""
     return Path(os.environ.get("SE_APP_CACHE") or Path.home() / ".cache" / "se_app")
@@ -81,7 +88,7 @@ def simulated_bank(count: int, split: str, cache_dir: str | Path | None = None) 
     if count <= 0:
         return []
     seed = SPLIT_SEEDS[split]
-    path = Path(cache_dir) / f"rooms-{split}-{seed}-{count}.npz" if cache_dir else None
+    path = Path(cache_dir) / f"rooms-{split}-{seed}-{count}-v{BANK_VERSION}.npz" if cache_dir else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return [z[k] for k in sorted(z.files, key=int)]
