@@ -171,7 +171,9 @@ def test_cli_training_with_the_full_recipe_runs_and_records_it(corpus_dir, tmp_p
                    "--seconds", "1", "--epoch-steps", "3", "--valid-count", "3", "--valid-pesq-count", "2",
                    "--sim-rooms", "10", "--snr-max", "15"])
     assert rc == 0
-    assert (tmp_path / "cache" / "rooms-train-0-10.npz").exists() and (tmp_path / "cache" / "rooms-valid-1-1.npz").exists()
+    v = rooms.BANK_VERSION
+    assert (tmp_path / "cache" / f"rooms-train-0-10-v{v}.npz").exists()
+    assert (tmp_path / "cache" / f"rooms-valid-1-1-v{v}.npz").exists()
     recipe = checkpoint.read(out / "best.pt")["provenance"]["train"]
     assert recipe["loss"] == "cmag" and recipe["sim_rooms"] == 10 and (recipe["snr_min"], recipe["snr_max"]) == (-5, 15)
     assert (recipe["reverb"], recipe["bandlimit"], recipe["babble"], recipe["clipping"]) == (0.5, 0.3, 0.1, 0.05)
