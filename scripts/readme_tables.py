@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import sys
 
+from se_app.report import _interval  # the report's lookup of one comparison
+
 PEERS = ("noisy", "mpo-10x-v2", "dense-cmag-s38000", "rnnoise", "nsnet2")
 RATES = (5, 10, 20, 50, 100)
 
 
 def _ci(summary: dict, a: str, b: str, metric: str, part: str = "all") -> str:
-    for c in summary.get("comparisons", []):
-        if (c["a"], c["b"], c["metric"], c["part"]) == (a, b, metric, part):
-            return f"{c['mean']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]{' *' if c['significant'] else ''}"
-    return "-"
+    c = _interval(summary, a, b, metric, part)
+    return "-" if c is None else f"{c['mean']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]{' *' if c['significant'] else ''}"
 
 
 def peers(summaries: list[dict]) -> list[str]:

@@ -116,7 +116,7 @@ def test_simulated_rooms_are_cached_per_split_and_differ_between_splits(tmp_path
         assert np.isnan(t) or 0.03 < t < 2.0
 
 
-def test_a_simulated_room_is_a_pure_function_of_its_seed(tmp_path):
+def test_a_simulated_room_is_a_pure_function_of_its_seed():
     """Ray tracing has its own generators: unseeded, a rebuilt dev test set differed from the first build."""
     first = rooms.simulate(np.random.default_rng(7))
     rooms.simulate(np.random.default_rng(8))  # moves any hidden generator on
